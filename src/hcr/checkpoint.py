@@ -1,0 +1,153 @@
+"""Model files: one file holding everything a predictor needs.
+
+A checkpoint is a dict of plain types and tensors, written with ``torch.save`` and read
+with ``torch.load(weights_only=True)`` (no pickled objects, so loading a file cannot run
+code). Keys:
+
+``format``        "hcr-checkpoint" and ``format_version``
+``model``         {"name": registry name, "kwargs": constructor arguments}
+``labels``        LabelMap.to_dict()
+``preprocess``    PreprocessSpec.to_dict()
+``state_dict``    the weights
+``config``        the training configuration (plain dict)
+``metrics``       best validation figures etc.
+``versions``      hcr / torch / python versions that wrote it
+``train_state``   optional: optimizer / scheduler / epoch / RNG, only in resumable files
+
+Writes go to a temporary file in the same folder, fsync'd, then ``os.replace``d, so an
+interruption leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .errors import ModelFileError
+from .labels import LabelMap
+from .models import create_model
+from .preprocess import PreprocessSpec
+
+FORMAT = "hcr-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    model_name: str
+    model_kwargs: dict[str, Any]
+    label_map: LabelMap
+    spec: PreprocessSpec
+    state_dict: dict[str, torch.Tensor]
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    train_state: dict[str, Any] | None = None
+
+    def build_model(self) -> nn.Module:
+        """Instantiate the network and load the weights (strictly: every tensor must match)."""
+        model = create_model(self.model_name, len(self.label_map), **self.model_kwargs)
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ModelFileError(f"weights do not fit model {self.model_name!r}: {first}") from None
+        model.eval()
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": {"name": self.model_name, "kwargs": dict(self.model_kwargs)},
+            "labels": self.label_map.to_dict(),
+            "preprocess": self.spec.to_dict(),
+            "state_dict": {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()},
+            "config": self.config,
+            "metrics": self.metrics,
+            "versions": self.versions or current_versions(),
+        }
+        if self.train_state is not None:
+            d["train_state"] = self.train_state
+        return d
+
+
+def current_versions() -> dict[str, str]:
+    return {"hcr": __version__, "torch": torch.__version__.split("+")[0], "python": platform.python_version()}
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary sibling, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
+    return atomic_save(ckpt.to_dict(), path)
+
+
+def _require(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in d or not isinstance(d[key], kind):
+        raise ModelFileError(f"{where}: not a valid hcr model file (missing or malformed {key!r})")
+    return d[key]
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load and validate a model file; any problem raises ModelFileError naming the file."""
+    p = Path(path)
+    where = str(p)
+    if not p.exists():
+        raise ModelFileError(f"{where}: model file not found")
+    if p.is_dir():
+        raise ModelFileError(f"{where}: is a directory, not a model file")
+    try:
+        d = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{where}: not a readable hcr model file (corrupt, truncated or unsafe: {msg[:200]})") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise ModelFileError(f"{where}: not an hcr model file (a bare state_dict or another format)")
+    if int(d.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFileError(f"{where}: written by a newer hcr (format {d.get('format_version')}); upgrade hcr")
+    model = _require(d, "model", dict, where)
+    state = _require(d, "state_dict", dict, where)
+    try:
+        labels = LabelMap.from_dict(_require(d, "labels", dict, where))
+        spec = PreprocessSpec.from_dict(_require(d, "preprocess", dict, where))
+    except Exception as e:
+        raise ModelFileError(f"{where}: malformed metadata ({e})") from None
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{where}: malformed weights (non-tensor entries)")
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ModelFileError(f"{where}: weights contain NaN or infinite values ({k})")
+    return Checkpoint(
+        model_name=str(model.get("name")),
+        model_kwargs=dict(model.get("kwargs") or {}),
+        label_map=labels,
+        spec=spec,
+        state_dict=state,
+        config=dict(d.get("config") or {}),
+        metrics=dict(d.get("metrics") or {}),
+        versions=dict(d.get("versions") or {}),
+        train_state=d.get("train_state"),
+    )

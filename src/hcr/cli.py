@@ -1,0 +1,258 @@
+"""The ``hcr`` command: a thin shell over the library (parse, call, print)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import HcrError
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="where data sets live (default: $HCR_DATA_DIR or the user cache)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data import SOURCES
+    from .models import list_models
+
+    ap = argparse.ArgumentParser(prog="hcr", description="Handwritten character recognition.")
+    ap.add_argument("--version", action="version", version=f"hcr {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    # data
+    data = sub.add_parser("data", help="list, inspect, download and preview data sets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    dsub.add_parser("list", help="the data sets hcr knows")
+    info = dsub.add_parser("info", help="files, splits and class counts of a data set")
+    info.add_argument("name", help=f"one of: {', '.join(SOURCES)} (NAME:PATH for csv/folder)")
+    info.add_argument("--split", help="split to count (default: every split available locally)")
+    _add_data_dir(info)
+    dl = dsub.add_parser("download", help="fetch and verify a data set's files")
+    dl.add_argument("name")
+    _add_data_dir(dl)
+    pv = dsub.add_parser("preview", help="write a PNG grid of model inputs")
+    pv.add_argument("name")
+    pv.add_argument("--split", help="split to preview (default: the first)")
+    pv.add_argument("--augment", nargs="?", const="default", help="show augmented inputs (preset: light, default, strong)")
+    pv.add_argument("-n", type=int, default=60, help="number of images (default 60)")
+    pv.add_argument("--seed", type=int, default=0)
+    pv.add_argument("--out", default="preview.png", help="output PNG (default preview.png)")
+    _add_data_dir(pv)
+
+    sub.add_parser("models", help="the model architectures hcr can train")
+
+    tr = sub.add_parser("train", help="train a model; a recipe (--config) plus overrides")
+    tr.add_argument("--config", help="a YAML recipe (see configs/)")
+    tr.add_argument("--data", help="data set spec (hcr data list)")
+    tr.add_argument("--model", choices=list_models())
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--train-split")
+    tr.add_argument("--val-split", help="held-out split for validation (default: a seeded part of train)")
+    tr.add_argument("--max-train-samples", type=int, help="train on a seeded subset (quick runs)")
+    tr.add_argument("--augment", help="augmentation preset: none, light, default, strong")
+    tr.add_argument("--early-stopping", type=int, metavar="PATIENCE")
+    tr.add_argument("--finetune", metavar="CHECKPOINT", help="start from a model file (its label set may differ)")
+    tr.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--out", required=True, help="run folder (best.pt, last.pt, history, curves)")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    tr.add_argument("--no-progress", action="store_true")
+    _add_data_dir(tr)
+
+    ev = sub.add_parser("evaluate", help="accuracy, per-class figures, confusion matrix, calibration")
+    ev.add_argument("model", help="model file (.pt)")
+    ev.add_argument("--data", required=True)
+    ev.add_argument("--split", help="default: the data set's held-out split")
+    ev.add_argument("--out", required=True, help="report folder")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--no-progress", action="store_true")
+    _add_data_dir(ev)
+
+    pr = sub.add_parser("predict", help="read characters from image files or folders")
+    pr.add_argument("model", help="model file (.pt)")
+    pr.add_argument("inputs", nargs="+", help="image files or folders")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--json", action="store_true", help="one JSON object per input line")
+    pr.add_argument("--threshold", type=float, default=0.5, help="confidence below which answers are marked uncertain")
+    pr.add_argument("--save-input", metavar="DIR", help="save the exact model input of each image as a PNG")
+    pr.add_argument("--device", default="cpu")
+    return ap
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from . import data as D
+
+    if args.data_command == "list":
+        for name, (_, desc) in D.SOURCES.items():
+            print(f"{name:16s} {desc}")
+        return 0
+    src = D.get_source(args.name, args.data_dir)
+    if args.data_command == "download":
+        for p in src.download():
+            print(p)
+        return 0
+    if args.data_command == "info":
+        return _data_info(src, args.split)
+    return _data_preview(src, args)
+
+
+def _data_info(src: Any, split: str | None) -> int:
+    print(f"{src.name}")
+    if getattr(src, "citation", ""):
+        print(f"  credit: {src.citation}")
+    print(f"  splits: {', '.join(src.splits)}")
+    files = src.required_files()
+    for f in files:
+        print(f"  {'ok     ' if Path(f).exists() else 'missing'} {f}")
+    for s in [split] if split else src.splits:
+        try:
+            samples = src.load(s)
+        except HcrError as e:
+            print(f"  {s}: not available locally ({e})")
+            continue
+        counts = samples.class_counts()
+        print(f"  {s}: {len(samples):,} samples, {len(counts)} classes")
+        print("    " + "  ".join(f"{k}:{v}" for k, v in counts.items()))
+    return 0
+
+
+def _data_preview(src: Any, args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .augment import AugmentConfig, Augmenter
+    from .engine import prepare
+    from .preprocess import PreprocessSpec
+    from .report import plot_gallery
+
+    samples = src.load(args.split or src.splits[0])
+    rng = np.random.default_rng(args.seed)
+    pick = np.sort(rng.choice(len(samples), size=min(args.n, len(samples)), replace=False))
+    sub = samples.subset(pick)
+    x, y, _ = prepare(sub, PreprocessSpec(), cache=False, progress=False)
+    if args.augment:
+        t = torch.from_numpy(x[:, None])
+        x = Augmenter(AugmentConfig.preset(args.augment))(t, torch.Generator().manual_seed(args.seed))[:, 0].numpy()
+    title = f"{sub.source}" + (f" (augment: {args.augment})" if args.augment else "")
+    out = plot_gallery(x, [sub.label_map[int(i)] for i in y], Path(args.out), title=title)
+    print(out)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import count_parameters, create_model, describe_model, list_models
+
+    for name in list_models():
+        n = count_parameters(create_model(name, 62))
+        print(f"{name:10s} {n:>10,} params (62 classes)  {describe_model(name)}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import TrainConfig, load_config
+    from .engine import fit
+
+    cfg = load_config(args.config) if args.config else TrainConfig()
+    cfg = cfg.updated(
+        data=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        train_split=args.train_split, val_split=args.val_split, max_train_samples=args.max_train_samples,
+        augment=args.augment, early_stopping=args.early_stopping, finetune=args.finetune,
+        device=args.device, seed=args.seed, data_dir=args.data_dir,
+    )
+    try:
+        res = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; the last finished epoch is saved: continue with  hcr train --out {args.out} --resume", file=sys.stderr)
+        return 130
+    print(f"best validation accuracy {res.best_val_acc:.4f}; model: {res.best_path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine import evaluate_checkpoint
+
+    rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
+    print(f"{rep['data_description']}: accuracy {rep['accuracy']:.4f}, top-{rep['top_k']} {rep['top_k_accuracy']:.4f}, "
+          f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}"
+          + (f", case-merged {rep['case_merged_accuracy']:.4f}" if rep.get("case_merged_accuracy") is not None else ""))
+    print(f"report: {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    from .data.folder import IMAGE_SUFFIXES
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(p)  # missing files are reported per file by the predictor
+    return files
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from PIL import Image
+    import numpy as np
+
+    from .predictor import Predictor
+
+    predictor = Predictor.load(args.model, threshold=args.threshold, device=args.device)
+    files = _expand_inputs(args.inputs)
+    if not files:
+        raise HcrError("no image files found in: " + ", ".join(args.inputs))
+    preds = predictor.predict_files(files, top_k=args.top_k)
+    save_dir = Path(args.save_input) if args.save_input else None
+    if save_dir:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    failed = blank = uncertain = 0
+    for i, p in enumerate(preds):
+        if save_dir and p.error is None:
+            img = predictor.preprocess(files[i]).image
+            Image.fromarray(np.round(img * 255).astype(np.uint8)).save(save_dir / f"{i:04d}_{Path(str(p.file)).stem}.png")
+        failed += p.error is not None
+        blank += p.blank
+        uncertain += p.uncertain
+        if args.json:
+            print(json.dumps(p.to_dict(), ensure_ascii=False))
+        elif p.error:
+            print(f"{p.file}: ERROR {p.error}")
+        elif p.blank:
+            print(f"{p.file}: no character (blank image)")
+        else:
+            alts = "  ".join(f"{s} {c:.2f}" for s, c in p.top_k[1:])
+            flag = "  (uncertain)" if p.uncertain else ""
+            print(f"{p.file}: {p.label}  {p.confidence:.2f}{flag}" + (f"   [{alts}]" if alts else ""))
+    summary = f"{len(preds)} images: {len(preds) - failed - blank} read, {blank} blank, {uncertain} uncertain, {failed} failed"
+    print(summary, file=sys.stderr)
+    return 1 if failed else 0
+
+
+COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HcrError as e:
+        print(f"hcr: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hcr: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Data sources and their registry.
+
+A data set is named by a spec string: a registered name (``mnist``, ``emnist-byclass``,
+``az-csv``, ``digits``...) or ``NAME:PATH`` for sources that read the user's files
+(``folder:my_letters/``, ``csv:pixels.csv``, ``az-csv:"A_Z Handwritten Data.csv"``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UnknownNameError
+from .base import DataSource, Samples, default_data_dir, resolve_data_dir, split_indices
+
+__all__ = ["DataSource", "Samples", "SOURCES", "default_data_dir", "get_source", "list_sources", "resolve_data_dir", "split_indices"]
+
+
+def _mnist(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
+    from .mnist import MnistSource
+
+    return MnistSource(data_dir)
+
+
+def _emnist(subset: str) -> Callable[..., DataSource]:
+    def make(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
+        from .mnist import EmnistSource
+
+        return EmnistSource(subset, data_dir)
+
+    return make
+
+
+def _az(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
+    from .csv_source import AzCsvSource
+
+    return AzCsvSource(Path(path) if path else None, data_dir=data_dir, **kw)
+
+
+def _csv(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
+    from .csv_source import CsvSource
+
+    if not path:
+        raise UnknownNameError("data set", "csv", ["csv:PATH (a CSV file of label,pixels rows)"])
+    return CsvSource(Path(path), **kw)
+
+
+def _folder(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
+    from .folder import FolderSource
+
+    if not path:
+        raise UnknownNameError("data set", "folder", ["folder:PATH (one sub-folder per class)"])
+    return FolderSource(Path(path), **kw)
+
+
+def _digits(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
+    from .digits import DigitsSource
+
+    return DigitsSource(**kw)
+
+
+#: name -> (factory, one-line description)
+SOURCES: dict[str, tuple[Callable[..., DataSource], str]] = {
+    "digits": (_digits, "1,797 handwritten digits shipped with scikit-learn (embedded, no download)"),
+    "mnist": (_mnist, "MNIST digits, 60,000 train / 10,000 test (official IDX files)"),
+    "emnist-byclass": (_emnist("byclass"), "EMNIST ByClass: 62 classes, digits + upper + lower case"),
+    "emnist-bymerge": (_emnist("bymerge"), "EMNIST ByMerge: 47 classes, similar upper/lower letters merged"),
+    "emnist-balanced": (_emnist("balanced"), "EMNIST Balanced: 47 classes, equal samples per class"),
+    "emnist-letters": (_emnist("letters"), "EMNIST Letters: 26 classes, case merged"),
+    "emnist-digits": (_emnist("digits"), "EMNIST Digits: 10 classes, 280,000 images"),
+    "emnist-mnist": (_emnist("mnist"), "EMNIST MNIST: 10 classes, MNIST-sized"),
+    "az-csv": (_az, "A-Z handwritten letters CSV (label 0-25 + 784 pixels); az-csv[:PATH]"),
+    "csv": (_csv, "any CSV of label + pixels; csv:PATH"),
+    "folder": (_folder, "your images, one sub-folder per class; folder:PATH"),
+}
+
+
+def list_sources() -> list[str]:
+    return list(SOURCES)
+
+
+def get_source(spec: str, data_dir: str | Path | None = None, **options: Any) -> DataSource:
+    """Build the source named by ``spec`` (``NAME`` or ``NAME:PATH``)."""
+    name, _, path = spec.partition(":")
+    if name not in SOURCES:
+        raise UnknownNameError("data set", spec, list(SOURCES))
+    factory, _ = SOURCES[name]
+    return factory(path or None, Path(data_dir) if data_dir else None, **options)

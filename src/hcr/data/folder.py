@@ -1,0 +1,93 @@
+"""Images in one sub-folder per class (``root/A/*.png``, ``root/7/*.jpg``, ...)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, InputError
+from ..labels import LabelMap
+from .base import Samples
+from .csv_source import _SplitArrays
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+_SHOW_PROBLEMS = 3
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (suffix case-insensitive, hidden files skipped), sorted."""
+    return sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+class FolderSource(_SplitArrays):
+    """A folder with one sub-folder per class; the sub-folder names are the class symbols.
+
+    Images keep their own size (``Samples.images`` is a list of 2-D ``uint8`` arrays) and are
+    decoded by :func:`hcr.preprocess.load_image`; unreadable files are skipped with a warning.
+    """
+
+    name = "folder"
+    citation = ""
+
+    def __init__(self, root: Path, val_fraction: float = 0.1, seed: int = 0) -> None:
+        super().__init__(val_fraction, seed)
+        self.root = Path(root).expanduser()
+        self._classes: dict[str, list[Path]] | None = None
+
+    def _class_files(self) -> dict[str, list[Path]]:
+        """Class symbol -> its image files, for every sub-folder holding at least one image."""
+        if self._classes is None:
+            if not self.root.exists():
+                raise DataError(f"image folder {self.root} does not exist")
+            if not self.root.is_dir():
+                raise DataError(f"{self.root} is not a folder (expected one sub-folder of images per class)")
+            classes = {}
+            for sub in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                files = _image_files(sub)
+                if files:
+                    classes[sub.name] = files
+            if not classes:
+                raise DataError(
+                    f"{self.root} has no class folders with images: expected one sub-folder per class "
+                    f"(e.g. {self.root / 'A'}) holding {', '.join(IMAGE_SUFFIXES)} files"
+                )
+            self._classes = classes
+        return self._classes
+
+    def label_map(self) -> LabelMap:
+        return LabelMap.from_symbols(self._class_files())
+
+    def required_files(self) -> list[Path]:
+        return [self.root]
+
+    def _source_prefix(self) -> str:
+        return f"{self.name}:{self.root.name}"
+
+    def _read_all(self) -> Samples:
+        from ..preprocess import load_image
+
+        images: list[np.ndarray] = []
+        targets: list[int] = []
+        ids: list[str] = []
+        problems: list[str] = []
+        for target, files in enumerate(self._class_files().values()):
+            for path in files:
+                rel = path.relative_to(self.root).as_posix()
+                try:
+                    image = load_image(path)
+                except (InputError, OSError) as e:
+                    problems.append(str(e) if path.name in str(e) else f"{rel}: {e}")
+                    continue
+                images.append(image)
+                targets.append(target)
+                ids.append(rel)
+        if problems:
+            shown = "; ".join(problems[:_SHOW_PROBLEMS]) + ("; ..." if len(problems) > _SHOW_PROBLEMS else "")
+            warnings.warn(f"skipped {len(problems)} unreadable image(s) in {self.root}: {shown}", stacklevel=4)
+        if not images:
+            raise DataError(f"no readable images in {self.root}")
+        return Samples(images, np.asarray(targets, dtype=np.int64), self.label_map(), f"{self._source_prefix()}:all", ids)

@@ -1,0 +1,396 @@
+"""Training and evaluation loops. No argument parsing here: the CLI calls these.
+
+``fit(config, out_dir)`` writes into ``out_dir``:
+
+``best.pt``       the best model so far (by validation accuracy), ready for ``hcr predict``
+``last.pt``       the latest epoch plus optimizer/scheduler/RNG state, for ``--resume``
+``history.csv``   one row per epoch (also ``history.json``) and ``learning_curve.png``
+``config.yaml``   the resolved recipe
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from platformdirs import user_cache_dir
+from torch import nn
+from tqdm.auto import tqdm
+
+from .augment import AugmentConfig, Augmenter
+from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import Samples, get_source, split_indices
+from .errors import HcrError
+from .labels import LabelMap, remap_indices
+from .models import count_parameters, create_model
+from .predictor import batched_probs, resolve_device
+from .preprocess import PreprocessSpec, preprocess_many
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _cache_key(samples: Samples, spec: PreprocessSpec) -> str | None:
+    if not isinstance(samples.images, np.ndarray):
+        return None  # variable-size images (folders): cheap enough to redo
+    h = hashlib.sha1()
+    h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    h.update(np.ascontiguousarray(samples.images).tobytes())
+    h.update(samples.targets.tobytes())
+    from . import preprocess as _pp
+
+    h.update(Path(_pp.__file__).read_bytes())  # a change to the algorithm invalidates the cache
+    return h.hexdigest()[:20]
+
+
+def prepare(samples: Samples, spec: PreprocessSpec, *, cache: bool = True, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model inputs for ``samples`` through the shared preprocessing.
+
+    Returns ``(inputs (N,S,S) float32, targets, blank mask)``. Results for array data sets
+    are cached (keyed by content, spec and the preprocessing code) in the user cache.
+    """
+    key = _cache_key(samples, spec) if cache else None
+    path = Path(user_cache_dir("hcr")) / "preprocessed" / f"{key}.npz" if key else None
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as z:
+                return z["x"].astype(np.float32) / 255.0, samples.targets, z["blank"]
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)
+    x, blank = preprocess_many(samples.images, spec, progress=progress, desc=f"preprocess {samples.source}")
+    # Quantise to 8 bits like an image file: a PNG of the input round-trips exactly.
+    x = np.round(x * 255.0).astype(np.uint8)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, x=x, blank=blank)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(path)
+    return x.astype(np.float32) / 255.0, samples.targets, blank
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N,1,S,S) float32
+    y: torch.Tensor  # (N,) int64
+    images: np.ndarray  # (N,S,S) float32, for galleries
+
+
+def _to_split(x: np.ndarray, y: np.ndarray, keep: np.ndarray) -> Split:
+    x, y = x[keep], y[keep]
+    return Split(torch.from_numpy(x[:, None].copy()), torch.from_numpy(y.copy()), x)
+
+
+def load_split(data: str, split: str, spec: PreprocessSpec, data_dir: str | None = None, progress: bool = True) -> tuple[Split, LabelMap, str, int]:
+    """One split of a data set as model inputs: (split, label map, description, #blank dropped)."""
+    src = get_source(data, data_dir)
+    samples = src.load(split)
+    x, y, blank = prepare(samples, spec, progress=progress)
+    return _to_split(x, y, ~blank), samples.label_map, samples.source, int(blank.sum())
+
+
+def _train_val(cfg: TrainConfig, spec: PreprocessSpec, progress: bool) -> tuple[Split, Split, LabelMap, dict[str, Any]]:
+    src = get_source(cfg.data, cfg.data_dir)
+    train = src.load(cfg.train_split)
+    if cfg.max_train_samples and len(train) > cfg.max_train_samples:
+        idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.max_train_samples])
+        train = train.subset(idx)
+    if cfg.val_split:
+        val = src.load(cfg.val_split)
+        tr_idx = np.arange(len(train))
+    else:
+        tr_idx, va_idx = split_indices(len(train), cfg.val_fraction, cfg.seed, train.targets)
+        val = train.subset(va_idx)
+    xt, yt, bt = prepare(train, spec, progress=progress)
+    xv, yv, bv = prepare(val, spec, progress=progress)
+    keep_t = np.zeros(len(xt), bool)
+    keep_t[tr_idx] = True
+    keep_t &= ~bt
+    info = {
+        "train_source": train.source,
+        "val_source": val.source if cfg.val_split else f"{train.source} (seeded {cfg.val_fraction:.0%} held out, seed {cfg.seed})",
+        "train_samples": int(keep_t.sum()),
+        "val_samples": int((~bv).sum()),
+        "blank_dropped": int(bt[tr_idx].sum() + bv.sum()),
+        "citation": getattr(src, "citation", ""),
+    }
+    return _to_split(xt, yt, keep_t), _to_split(xv, yv, ~bv), train.label_map, info
+
+
+# --------------------------------------------------------------------------- model set-up
+
+
+def _classifier_head(model: nn.Module) -> nn.Linear:
+    """The last Linear layer: the per-class output."""
+    last: nn.Linear | None = None
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            last = m
+    if last is None:
+        raise HcrError("model has no Linear output layer to fine-tune")
+    return last
+
+
+def init_from_checkpoint(model: nn.Module, ckpt: Checkpoint, labels: LabelMap) -> int:
+    """Copy weights from ``ckpt`` into ``model``; output rows are matched by symbol, so the
+    label set may differ (new classes start fresh). Returns how many classes were carried over."""
+    head = _classifier_head(model)
+    old = ckpt.build_model()
+    old_head = _classifier_head(old)
+    head_name = next(n for n, m in old.named_modules() if m is old_head)
+    head_keys = {f"{head_name}.weight", f"{head_name}.bias"}
+    body = old.state_dict()
+    own = model.state_dict()
+    mismatched = [k for k in body if k not in head_keys and (k not in own or own[k].shape != body[k].shape)]
+    if mismatched:
+        raise HcrError(f"cannot fine-tune from a {ckpt.model_name!r} checkpoint into this model: mismatched layers {mismatched[:3]}")
+    model.load_state_dict({k: v for k, v in body.items() if k not in head_keys}, strict=False)
+    mapping = remap_indices(labels, ckpt.label_map)
+    with torch.no_grad():
+        for new_i, old_i in enumerate(mapping):
+            if old_i >= 0:
+                head.weight[new_i] = old_head.weight[old_i]
+                if head.bias is not None and old_head.bias is not None:
+                    head.bias[new_i] = old_head.bias[old_i]
+    return sum(i >= 0 for i in mapping)
+
+
+def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15, div_factor=20, final_div_factor=200)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=cfg.lr * 0.01)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def _augmenter(cfg: TrainConfig) -> Augmenter:
+    aug = AugmentConfig.preset(cfg.augment) if isinstance(cfg.augment, str) else AugmentConfig.from_dict(cfg.augment)
+    return Augmenter(aug)
+
+
+# --------------------------------------------------------------------------- loops
+
+
+def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_size: int = 512) -> tuple[float, float, np.ndarray]:
+    """(mean cross-entropy, accuracy, probabilities) of ``model`` on ``split``."""
+    probs = batched_probs(model, split.x, batch_size=batch_size, device=device)
+    y = split.y.numpy()
+    p_true = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+    return float(-np.log(p_true).mean()), float((probs.argmax(1) == y).mean()), probs
+
+
+@dataclass
+class FitResult:
+    best_path: Path
+    last_path: Path
+    history: list[dict[str, Any]]
+    best_val_acc: float
+
+
+def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
+    from .report import atomic_write_text, plot_history
+
+    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    atomic_write_text(out / "history.csv", buf.getvalue())
+    plot_history(history, out / "learning_curve.png")
+
+
+def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> FitResult:
+    """Train ``cfg.model`` on ``cfg.data``; see the module docstring for what is written."""
+    out = Path(out_dir)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    state: dict[str, Any] | None = None
+    if resume:
+        if not last_path.exists():
+            raise HcrError(f"nothing to resume: {last_path} does not exist")
+        last = load_checkpoint(last_path)
+        if not last.train_state:
+            raise HcrError(f"{last_path} holds no training state to resume from")
+        cfg = TrainConfig.from_dict(last.config)  # the interrupted run's recipe wins
+        state = last.train_state
+    cfg.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    spec = PreprocessSpec.from_dict(cfg.preprocess)
+    train, val, labels, info = _train_val(cfg, spec, progress)
+    if len(train.y) == 0:
+        raise HcrError(f"{cfg.data}: no training samples")
+    model = create_model(cfg.model, len(labels), **cfg.model_kwargs)
+    if cfg.finetune and state is None:
+        carried = init_from_checkpoint(model, load_checkpoint(cfg.finetune), labels)
+        log(f"fine-tuning from {cfg.finetune}: {carried}/{len(labels)} classes carried over")
+    model = model.to(device).to(memory_format=torch.channels_last)
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train.y) / cfg.batch_size)
+    sched = _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
+    augment = _augmenter(cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    history: list[dict[str, Any]] = []
+    best_acc, stale, start_epoch = -1.0, 0, 1
+    if state is not None:
+        model.load_state_dict(last.state_dict)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["rng"]["order"])
+        aug_gen.set_state(state["rng"]["augment"])
+        torch.set_rng_state(state["rng"]["torch"])
+        history, best_acc, stale = list(state["history"]), float(state["best_acc"]), int(state["stale"])
+        start_epoch = int(state["epoch"]) + 1
+        log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+    log(f"{cfg.model} ({count_parameters(model):,} parameters) on {device}; train {info['train_samples']:,} from {info['train_source']}, val {info['val_samples']:,} from {info['val_source']}")
+    meta = dict(model_name=cfg.model, model_kwargs=cfg.model_kwargs, label_map=labels, spec=spec, config=cfg.to_dict(), versions=current_versions())
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(len(train.y), generator=gen)
+        tot_loss, tot_ok, seen = 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False, mininterval=0.5)
+        for b in bar:
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            xb = train.x[idx].to(device, non_blocking=True)
+            yb = train.y[idx].to(device, non_blocking=True)
+            xb = augment(xb, aug_gen).contiguous(memory_format=torch.channels_last)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            n = len(yb)
+            tot_loss += float(loss.detach()) * n
+            tot_ok += int((logits.detach().argmax(1) == yb).sum())
+            seen += n
+            if b % 20 == 0 or b == steps_per_epoch - 1:
+                bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_ok / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        bar.close()
+        train_time = time.perf_counter() - t0
+        val_loss, val_acc, _ = evaluate_split(model, val, device)
+        row = {
+            "epoch": epoch,
+            "train_loss": round(tot_loss / seen, 5),
+            "train_acc": round(tot_ok / seen, 5),
+            "val_loss": round(val_loss, 5),
+            "val_acc": round(val_acc, 5),
+            "lr": float(f"{sched.get_last_lr()[0]:.3e}"),
+            "seconds": round(train_time, 1),
+            "images_per_s": round(seen / train_time, 1),
+        }
+        history.append(row)
+        improved = val_acc > best_acc
+        if improved:
+            best_acc, stale = val_acc, 0
+        else:
+            stale += 1
+        metrics = {"best_val_acc": best_acc, "epoch": epoch, **info}
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if improved:
+            save_checkpoint(Checkpoint(state_dict=weights, metrics=metrics, **meta), best_path)
+        train_state = {
+            "epoch": epoch,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": {"order": gen.get_state(), "augment": aug_gen.get_state().cpu(), "torch": torch.get_rng_state()},
+            "history": history,
+            "best_acc": best_acc,
+            "stale": stale,
+        }
+        save_checkpoint(Checkpoint(state_dict=weights, metrics=metrics, train_state=train_state, **meta), last_path)
+        _write_history(out, history)
+        log(
+            f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+            f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['images_per_s']:.0f} img/s"
+        )
+        if cfg.early_stopping and stale >= cfg.early_stopping:
+            log(f"early stopping: no validation improvement for {stale} epochs")
+            break
+    return FitResult(best_path, last_path, history, best_acc)
+
+
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def describe_split(data: str, split: str, n: int) -> str:
+    """An honest name for the figures' data: official test sets vs development subsets."""
+    name = data.split(":")[0]
+    if name.startswith("emnist-") and split.startswith("dev-"):
+        return f"EMNIST {name[7:].capitalize()} subset ({split}), {n:,} images — not the official EMNIST test set"
+    if name == "mnist" and split == "test":
+        return f"MNIST official test set, {n:,} images"
+    if name.startswith("emnist-"):
+        return f"EMNIST {name[7:].capitalize()} official {split} split, {n:,} images"
+    return f"{data} ({split} split), {n:,} images"
+
+
+def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Evaluate a model file on a data split and write the full report into ``out_dir``.
+
+    Every sample counts: images the preprocessing finds blank are answered "no character"
+    (an error), as ``hcr predict`` would answer them.
+    """
+    from .metrics import classification_report
+    from .report import write_evaluation_report
+
+    ckpt = load_checkpoint(model_path)
+    dev = resolve_device(device)
+    model = ckpt.build_model().to(dev).to(memory_format=torch.channels_last)
+    src = get_source(data, data_dir)
+    split = split or src.default_val_split or src.splits[-1]
+    samples = src.load(split)
+    if list(samples.label_map.symbols) != list(ckpt.label_map.symbols):
+        mapping = np.array(remap_indices(samples.label_map, ckpt.label_map))
+        if (mapping[np.unique(samples.targets)] < 0).any():
+            missing = [samples.label_map[int(t)] for t in np.unique(samples.targets) if mapping[t] < 0]
+            raise HcrError(f"{data} has classes the model does not know: {missing[:10]}")
+        targets = mapping[samples.targets]
+    else:
+        targets = samples.targets
+    x, _, blank = prepare(samples, ckpt.spec, progress=progress)
+    probs = np.full((len(x), len(ckpt.label_map)), 0.0, np.float32)
+    if (~blank).any():
+        probs[~blank] = batched_probs(model, x[~blank], device=dev)
+    # a blank answer is "no character": make it count as an error in every metric
+    probs[blank] = 1.0 / len(ckpt.label_map)
+    rep = classification_report(targets, probs, ckpt.label_map.symbols)
+    desc = describe_split(data, split, len(x))
+    rep.update({"data": data, "split": split, "data_description": desc, "blank_inputs": int(blank.sum()), "model_file": str(model_path), "model": ckpt.model_name})
+    credits = [c for c in (getattr(src, "citation", ""), str(ckpt.metrics.get("citation", ""))) if c]
+    write_evaluation_report(
+        Path(out_dir), rep, x, targets, probs, ckpt.label_map.symbols,
+        title=f"{ckpt.model_name} on {desc}", data_description=desc,
+        model_description=f"{ckpt.model_name} from {model_path} (trained on {ckpt.metrics.get('train_source', '?')})",
+        credits=list(dict.fromkeys(credits)),
+    )
+    return rep
+
+
+__all__ = ["FitResult", "Split", "describe_split", "evaluate_checkpoint", "evaluate_split", "fit", "init_from_checkpoint", "load_split", "prepare", "seed_everything"]

@@ -1,0 +1,156 @@
+"""Prediction: a model file in, labels with confidences out.
+
+``Predictor.load(path)`` reads the checkpoint, builds the network and takes the
+preprocessing spec and label map from the same file, so prediction can never disagree
+with training. Inputs go through :func:`hcr.preprocess.preprocess`; decoding (softmax,
+top-k, rejection of blank or uncertain inputs) happens here, outside the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .errors import HcrError
+from .labels import LabelMap
+from .preprocess import ImageInput, Preprocessed, PreprocessSpec, preprocess
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HcrError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise HcrError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+@torch.inference_mode()
+def batched_probs(model: nn.Module, inputs: np.ndarray | torch.Tensor, batch_size: int = 512, device: torch.device | None = None) -> np.ndarray:
+    """Softmax probabilities for float inputs of shape (N, H, W) or (N, 1, H, W)."""
+    device = device or next(model.parameters()).device
+    x = torch.as_tensor(inputs, dtype=torch.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+        out.append(torch.softmax(model(xb).float(), dim=1).cpu())
+    if not out:
+        return np.zeros((0, 0), np.float32)
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class Prediction:
+    """One answer. ``label`` is None when the image holds no character (``blank``) or
+    could not be read (``error``); ``uncertain`` marks confidences below the threshold."""
+
+    label: str | None
+    confidence: float
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    blank: bool = False
+    uncertain: bool = False
+    box: tuple[int, int, int, int] | None = None
+    file: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "label": self.label,
+            "confidence": round(float(self.confidence), 6),
+            "top_k": [[s, round(float(p), 6)] for s, p in self.top_k],
+            "blank": self.blank,
+            "uncertain": self.uncertain,
+            "box": list(self.box) if self.box else None,
+            "error": self.error,
+        }
+
+
+class Predictor:
+    """Character classifier ready for inference."""
+
+    def __init__(self, model: nn.Module, label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, device: str = "cpu", meta: dict[str, Any] | None = None) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.label_map = label_map
+        self.spec = spec
+        self.threshold = threshold
+        self.meta = meta or {}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, **kw: Any) -> "Predictor":
+        meta = {"model": ckpt.model_name, "metrics": ckpt.metrics, "config": ckpt.config, "versions": ckpt.versions}
+        return cls(ckpt.build_model(), ckpt.label_map, ckpt.spec, meta=meta, **kw)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, threshold: float = 0.5, device: str = "cpu") -> "Predictor":
+        return cls.from_checkpoint(load_checkpoint(path), threshold=threshold, device=device)
+
+    def preprocess(self, x: ImageInput, *, stages: bool = False, name: str | None = None) -> Preprocessed:
+        return preprocess(x, self.spec, stages=stages, name=name)
+
+    def _decode(self, probs: np.ndarray, top_k: int) -> list[tuple[str, float]]:
+        k = max(1, min(top_k, len(probs)))
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [(self.label_map[int(i)], float(probs[i])) for i in order]
+
+    def predict_inputs(self, inputs: Sequence[Preprocessed], top_k: int = 5) -> list[Prediction]:
+        """Classify already-preprocessed inputs (blank ones are answered without the network)."""
+        todo = [i for i, p in enumerate(inputs) if not p.blank]
+        probs = batched_probs(self.model, np.stack([inputs[i].image for i in todo]), device=self.device) if todo else None
+        out = [Prediction(None, 0.0, [], blank=True) for _ in inputs]
+        for row, i in enumerate(todo):
+            assert probs is not None
+            top = self._decode(probs[row], top_k)
+            label, conf = top[0]
+            out[i] = Prediction(label, conf, top, uncertain=conf < self.threshold, box=inputs[i].box)
+        return out
+
+    def predict(self, x: ImageInput | Sequence[ImageInput], top_k: int = 5) -> Prediction | list[Prediction]:
+        """Predict one input (path, bytes, PIL image, 2-D/3-D array) or a list of them.
+
+        Raises :class:`~hcr.errors.InputError` for unreadable input; use
+        :meth:`predict_files` to keep going over a batch and collect errors instead.
+        """
+        single = not isinstance(x, (list, tuple))
+        items = [x] if single else list(x)
+        names = [str(i) if isinstance(i, (str, os.PathLike)) else None for i in items]
+        pre = [self.preprocess(i) for i in items]
+        preds = self.predict_inputs(pre, top_k)
+        for p, n in zip(preds, names):
+            p.file = n
+        return preds[0] if single else preds
+
+    def predict_files(self, files: Sequence[str | Path], top_k: int = 5, batch: int = 256) -> list[Prediction]:
+        """Predict many files; unreadable ones get a Prediction with ``error`` set."""
+        out: list[Prediction] = []
+        for start in range(0, len(files), batch):
+            chunk = files[start : start + batch]
+            pre: list[Preprocessed | None] = []
+            errors: list[str | None] = []
+            for f in chunk:
+                try:
+                    pre.append(self.preprocess(f))
+                    errors.append(None)
+                except HcrError as e:
+                    pre.append(None)
+                    errors.append(str(e))
+            good = [p for p in pre if p is not None]
+            preds = iter(self.predict_inputs(good, top_k))
+            for f, p, err in zip(chunk, pre, errors):
+                pred = next(preds) if p is not None else Prediction(None, 0.0, error=err)
+                pred.file = str(f)
+                out.append(pred)
+        return out

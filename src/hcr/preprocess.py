@@ -1,0 +1,386 @@
+"""The one path from any image to model input.
+
+``load_image`` decodes whatever a user has (path, bytes, PIL image, numpy array) into a 2-D
+``uint8`` grey image: EXIF orientation applied, first frame of animations, alpha flattened
+so that transparent canvas drawings keep their strokes. ``preprocess`` then turns that grey
+image into the exact array the model was trained on, following the MNIST procedure:
+
+1. polarity: ink is made bright on a dark background (decided from the border, where
+   paper is);
+2. background: uneven lighting is flattened (a morphological estimate of the paper) only
+   when the border shows it, so clean images are left bit-for-bit alone;
+3. ink mask: Otsu threshold on the flattened image, tiny specks removed; too little
+   contrast or ink means *blank* (``Preprocessed.blank``), never a guess;
+4. crop to the ink, optional deskew, fit into ``box`` x ``box`` keeping the aspect ratio;
+5. place in ``size`` x ``size`` with the centre of mass in the middle.
+
+Data sets (MNIST, EMNIST, CSV, folders), evaluation, ``hcr predict`` and the web layers all
+call :func:`preprocess` with the :class:`PreprocessSpec` stored in the model file, so a 28x28
+data-set image saved as a PNG and read back gets the identical input.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
+
+#: Images with more pixels than this are refused (decompression bombs, absurd scans).
+MAX_PIXELS = 40_000_000
+#: Files larger than this are refused before decoding.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """Parameters of :func:`preprocess`; stored in every model file."""
+
+    size: int = 28  # output side in pixels
+    box: int = 20  # the ink is fitted into box x box (MNIST: 20 in 28)
+    polarity: str = "auto"  # "auto", "dark-on-light" or "light-on-dark" (of the input)
+    deskew: bool = False  # shear the glyph upright using its second moments
+    min_contrast: float = 40.0  # grey levels between paper and ink below which the image is blank
+    min_ink_fraction: float = 0.0005  # ink pixels / all pixels below which the image is blank
+    speck_fraction: float = 0.02  # connected ink parts smaller than this share of the ink are dropped
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.size <= 512 or not 4 <= self.box <= self.size:
+            raise ValueError(f"invalid sizes: size={self.size}, box={self.box} (need 4 <= box <= size, 8 <= size <= 512)")
+        if self.polarity not in ("auto", "dark-on-light", "light-on-dark"):
+            raise ValueError(f"polarity must be auto, dark-on-light or light-on-dark, got {self.polarity!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PreprocessSpec":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing keys {sorted(unknown)}; valid: {sorted(known)}")
+        return cls(**dict(d))
+
+
+@dataclass
+class Preprocessed:
+    """Result of :func:`preprocess`: model input (float32, ``size`` x ``size``, ink bright, in
+    [0, 1]), whether the image is blank, the ink bounding box in the input (x, y, w, h), and,
+    when asked for, named intermediate stages (uint8 images) for display."""
+
+    image: np.ndarray
+    blank: bool
+    box: tuple[int, int, int, int] | None
+    inverted: bool
+    stages: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _describe(source: ImageInput, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return f"<{type(source).__name__}>"
+
+
+def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Composite an RGBA image onto a background that contrasts with its ink.
+
+    Canvas drawings are often black (or white) strokes on fully transparent pixels whose
+    colour is arbitrary; compositing on a fixed colour would erase strokes of that colour.
+    The opaque pixels' mean brightness tells the ink colour; the paper is its opposite.
+    """
+    rgb = rgba[..., :3].astype(np.float32)
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    if alpha.min() >= 1.0:
+        return rgba[..., :3]
+    grey = rgb.mean(axis=2)
+    opaque = alpha[..., 0] > 0.5
+    transparent = alpha[..., 0] < 0.5
+    if opaque.any() and transparent.any():
+        ink_level = float(grey[opaque].mean())
+        paper = 0.0 if ink_level > 127 else 255.0
+    else:
+        paper = 255.0
+    out = rgb * alpha + paper * (1.0 - alpha)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _array_to_grey(arr: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.size == 0 or a.ndim not in (2, 3):
+        raise InputError(f"{what}: expected a 2-D grey or 3-D colour image array, got shape {a.shape}")
+    if a.ndim == 3 and a.shape[2] not in (1, 3, 4):
+        raise InputError(f"{what}: expected 1, 3 or 4 channels, got shape {a.shape}")
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise InputError(f"{what}: image too large ({a.shape[1]}x{a.shape[0]} pixels; limit {MAX_PIXELS:,})")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise InputError(f"{what}: image contains NaN or infinite values")
+        # floats in [0, 1] are scaled; anything else is clipped to 0..255
+        if a.max(initial=0) <= 1.0 and a.min(initial=0) >= 0.0:
+            a = a * 255.0
+        a = np.clip(a + 0.5, 0, 255).astype(np.uint8)
+    if a.ndim == 3:
+        if a.shape[2] == 4:
+            a = _flatten_alpha(a)
+        if a.shape[2] == 1:
+            a = a[..., 0]
+        else:
+            a = cv2.cvtColor(np.ascontiguousarray(a[..., :3]), cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(a)
+
+
+def _pil_to_grey(img: Image.Image, what: str) -> np.ndarray:
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise InputError(f"{what}: image too large ({w}x{h} pixels; limit {MAX_PIXELS:,})")
+    if w == 0 or h == 0:
+        raise InputError(f"{what}: image is empty (0 pixels)")
+    try:
+        img.seek(0)  # first frame of GIF/WebP/TIFF stacks
+    except (EOFError, AttributeError):
+        pass
+    img = ImageOps.exif_transpose(img) or img
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        arr = np.asarray(img.convert("RGBA"))
+    elif img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        arr = np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) * (255.0 / (hi - lo)) + 0.5).astype(np.uint8)
+    else:
+        arr = np.asarray(img.convert("RGB"))
+    return _array_to_grey(arr, what)
+
+
+def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
+    """Decode ``source`` into a 2-D ``uint8`` grey image.
+
+    Raises :class:`~hcr.errors.InputError` with one line naming the input and the problem
+    for missing, empty, corrupt, truncated, non-image or enormous inputs.
+    """
+    what = _describe(source, name)
+    if isinstance(source, np.ndarray):
+        return _array_to_grey(source, what)
+    if isinstance(source, Image.Image):
+        return _pil_to_grey(source, what)
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise InputError(f"{what}: file not found")
+        if path.is_dir():
+            raise InputError(f"{what}: is a directory, not an image")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"{what}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
+        data = path.read_bytes()
+    else:
+        raise InputError(f"{what}: unsupported input type {type(source).__name__} (use a path, bytes, PIL image or numpy array)")
+    if not data:
+        raise InputError(f"{what}: file is empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{what}: input too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise InputError(f"{what}: image too large ({w}x{h} pixels; limit {MAX_PIXELS:,})")
+            img.load()
+            return _pil_to_grey(img, what)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{what}: image too large (decompression bomb protection)") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{what}: not an image file (or an unsupported format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InputError(f"{what}: corrupt or truncated image ({e})") from None
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    h, w = grey.shape
+    t = max(1, min(h, w) // 20)
+    return np.concatenate([grey[:t].ravel(), grey[-t:].ravel(), grey[:, :t].ravel(), grey[:, -t:].ravel()])
+
+
+def _needs_inversion(grey: np.ndarray, polarity: str) -> bool:
+    if polarity == "dark-on-light":
+        return True
+    if polarity == "light-on-dark":
+        return False
+    border = _border(grey)
+    bg = float(np.median(border))
+    # paper brighter than mid-grey, or brighter than the image's median, means dark ink
+    return bg > 127.0 if abs(bg - 127.0) > 16 else bg >= float(np.median(grey))
+
+
+def _background(ink_bright: np.ndarray) -> np.ndarray | float:
+    """Paper level: a constant when the border is even, else a smooth per-pixel estimate."""
+    border = _border(ink_bright)
+    lo, hi = np.percentile(border, [5, 95])
+    if hi - lo < 24 or min(ink_bright.shape) < 48:
+        return float(np.median(border))
+    # Uneven light: ink is thin and bright, so a grey opening with a kernel wider than the
+    # strokes removes it and leaves the paper; a blur smooths the estimate.
+    k = max(15, (min(ink_bright.shape) // 6) | 1)
+    small = ink_bright
+    scale = 1.0
+    if max(ink_bright.shape) > 512:  # estimate on a reduced copy: fast and smooth enough
+        scale = 512.0 / max(ink_bright.shape)
+        small = cv2.resize(ink_bright, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        k = max(15, (int(k * scale)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    bg = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel)
+    bg = cv2.GaussianBlur(bg, (0, 0), k / 3)
+    if scale != 1.0:
+        bg = cv2.resize(bg, (ink_bright.shape[1], ink_bright.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return bg.astype(np.float32)
+
+
+def _ink_mask(signal: np.ndarray, spec: PreprocessSpec) -> np.ndarray | None:
+    """Binary ink mask of a background-subtracted image, or None when it is blank."""
+    peak = float(np.percentile(signal, 99.9))
+    if peak < spec.min_contrast:
+        return None
+    s8 = np.clip(signal * (255.0 / peak), 0, 255).astype(np.uint8)
+    t, _ = cv2.threshold(s8, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    # Otsu may sit in the noise when ink is sparse; never below a quarter of the peak
+    t = max(t, 64.0)
+    mask = (s8 > t).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = areas >= max(2.0, spec.speck_fraction * float(areas.sum()))
+    if not keep.any():
+        return None
+    mask = np.isin(labels, np.flatnonzero(keep) + 1)
+    if mask.sum() < spec.min_ink_fraction * mask.size:
+        return None
+    return mask
+
+
+def _deskew(img: np.ndarray) -> np.ndarray:
+    m = cv2.moments(img)
+    if abs(m["mu02"]) < 1e-2:
+        return img
+    skew = m["mu11"] / m["mu02"]
+    h, w = img.shape
+    pad = int(abs(skew) * h / 2) + 1
+    img = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    cy = m["m01"] / max(m["m00"], 1e-6)
+    mat = np.float32([[1, skew, -skew * cy], [0, 1, 0]])
+    return cv2.warpAffine(img, mat, (img.shape[1], h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=0)
+
+
+def _crop(img: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(img)
+    if len(ys) == 0:
+        return img
+    return img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def _fit_and_centre(glyph: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Fit into box x box keeping aspect ratio; centre by centre of mass in size x size."""
+    h, w = glyph.shape
+    f = spec.box / max(h, w)
+    nh, nw = max(1, int(round(h * f))), max(1, int(round(w * f)))
+    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+    g = cv2.resize(glyph, (nw, nh), interpolation=interp) if (nh, nw) != (h, w) else glyph
+    out = np.zeros((spec.size, spec.size), np.float32)
+    total = float(g.sum())
+    if total <= 0:
+        return out
+    yy, xx = np.mgrid[0:nh, 0:nw]
+    cy, cx = float((yy * g).sum() / total), float((xx * g).sum() / total)
+    # integer shift, as in the MNIST procedure; keep the glyph inside the canvas
+    top = int(round(spec.size / 2 - 0.5 - cy))
+    left = int(round(spec.size / 2 - 0.5 - cx))
+    top = min(max(top, 0), spec.size - nh)
+    left = min(max(left, 0), spec.size - nw)
+    out[top : top + nh, left : left + nw] = g
+    return out
+
+
+def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages: bool = False, name: str | None = None) -> Preprocessed:
+    """Turn any image into model input. See the module docstring for the steps."""
+    spec = spec or PreprocessSpec()
+    grey = load_image(image, name=name)
+    st: dict[str, np.ndarray] = {"grey": grey} if stages else {}
+    inverted = _needs_inversion(grey, spec.polarity)
+    ink = (255 - grey) if inverted else grey
+    bg = _background(ink)
+    signal = np.clip(ink.astype(np.float32) - bg, 0, None)
+    mask = _ink_mask(signal, spec)
+    if stages:
+        st["ink_bright"] = ink
+        st["flattened"] = np.clip(signal, 0, 255).astype(np.uint8)
+        st["mask"] = (mask.astype(np.uint8) * 255) if mask is not None else np.zeros_like(grey)
+    if mask is None:
+        out = np.zeros((spec.size, spec.size), np.float32)
+        if stages:
+            st["input"] = (out * 255).astype(np.uint8)
+        return Preprocessed(out, True, None, inverted, st)
+    # ink level: a high percentile of the masked signal maps to 1.0; anti-aliased edges keep
+    # their grey levels; everything away from the ink (noise, stains) is zeroed.
+    level = max(float(np.percentile(signal[mask], 90)), spec.min_contrast)
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    norm = np.where(near, np.clip(signal / level, 0.0, 1.0), 0.0).astype(np.float32)
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    glyph = norm[y0:y1, x0:x1]
+    if spec.deskew:
+        glyph = _crop(_deskew(glyph))
+    if stages:
+        st["crop"] = (glyph * 255).astype(np.uint8)
+    # Quantised to 8-bit steps, like an image file: saving the input as a PNG and reading
+    # it back gives exactly the same model input.
+    out = np.round(np.clip(_fit_and_centre(glyph, spec), 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+    if stages:
+        st["input"] = np.round(out * 255.0).astype(np.uint8)
+    return Preprocessed(out, False, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), inverted, st)
+
+
+def preprocess_many(images: np.ndarray | list[np.ndarray], spec: PreprocessSpec | None = None, progress: bool = False, desc: str = "preprocess") -> tuple[np.ndarray, np.ndarray]:
+    """Preprocess a collection of grey ``uint8`` images.
+
+    Returns ``(inputs, blank)``: float32 ``(N, size, size)`` and a boolean mask of blank images.
+    """
+    spec = spec or PreprocessSpec()
+    n = len(images)
+    out = np.zeros((n, spec.size, spec.size), np.float32)
+    blank = np.zeros(n, bool)
+    it: Any = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=desc, unit="img", leave=False, mininterval=0.5)
+    for i in it:
+        p = preprocess(images[i], spec)
+        out[i] = p.image
+        blank[i] = p.blank
+    return out, blank
