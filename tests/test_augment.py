@@ -129,7 +129,10 @@ def test_default_preset_keeps_the_character() -> None:
     x = glyph_l(64)
     out = Augmenter()(x, seeded(0))
     ratio = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
-    assert ((ratio > 0.5) & (ratio < 2.0)).all(), ratio
+    # thinning (up to 0.5 px a side) stacked on shrinking (0.81x area) can take a 4 px stroke just below 0.5
+    assert ((ratio > 0.4) & (ratio < 2.0)).all(), ratio
+    assert ((ratio > 0.5) & (ratio < 2.0)).float().mean() > 0.95
+    assert 0.9 < ratio.median() < 1.1
     # the glyph stays near where it was: max shift 0.08 * 28 = 2.24 px plus rotation/shear about the centre
     assert (centre_of_mass(out) - centre_of_mass(x)).norm(dim=-1).max() < 5.0
 
@@ -227,7 +230,7 @@ def test_elastic_changes_only_selected_samples_and_keeps_ink() -> None:
     unchanged = (out - x).abs().amax((1, 2, 3)) < 1e-4
     assert 10 < unchanged.sum() < 54
     ratio = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
-    assert ((ratio > 0.8) & (ratio < 1.25)).all()
+    assert ((ratio > 0.7) & (ratio < 1.4)).all()
 
 
 def test_smooth_matches_zero_padded_separable_conv() -> None:
@@ -235,11 +238,13 @@ def test_smooth_matches_zero_padded_separable_conv() -> None:
     sigma = torch.tensor([0.7, 1.5, 3.0], dtype=torch.float64)
 
     def reference(img: torch.Tensor, s: float) -> torch.Tensor:
-        t = torch.arange(-12, 13, dtype=torch.float64)
-        k = torch.exp(-0.5 * (t / s) ** 2)
-        k = (k / k.sum()).view(1, 1, 1, -1).expand(img.shape[1], 1, 1, -1)
-        out = F.conv2d(img, k, padding=(0, 12), groups=img.shape[1])
-        return F.conv2d(out, k.transpose(-1, -2), padding=(12, 0), groups=img.shape[1])
+        def kernel(n: int) -> torch.Tensor:  # all offsets that can matter for n pixels
+            k = torch.exp(-0.5 * (torch.arange(1 - n, n, dtype=torch.float64) / s) ** 2)
+            return (k / k.sum()).expand(img.shape[1], 1, -1)
+
+        _, c, h, w = img.shape
+        out = F.conv2d(img, kernel(w).unsqueeze(2), padding=(0, w - 1), groups=c)
+        return F.conv2d(out, kernel(h).unsqueeze(3), padding=(h - 1, 0), groups=c)
 
     per_sample = _smooth(x, sigma)
     for i, s in enumerate(sigma.tolist()):
@@ -255,24 +260,31 @@ def test_max_filter_equals_max_pool() -> None:
     assert torch.equal(_max_filter3(x), F.max_pool2d(x, 3, 1, 1))
 
 
-def test_stroke_helper_dilates_erodes_or_keeps() -> None:
-    x = glyph_l(3)
-    out = _stroke(x, torch.tensor([True, True, False]), torch.tensor([True, False, True]))
-    assert torch.equal(out[0], F.max_pool2d(x[0], 3, 1, 1))
-    assert torch.equal(out[1], -F.max_pool2d(-x[1], 3, 1, 1))
-    assert torch.equal(out[2], x[2])
+def test_stroke_helper_dilates_erodes_blends_or_keeps() -> None:
+    x = glyph_l(4)
+    selected, dilate = torch.tensor([True, True, True, False]), torch.tensor([True, False, False, True])
+    out = _stroke(x, selected, dilate, torch.tensor([1.0, 1.0, 0.5, 1.0]))
+    thick, thin = F.max_pool2d(x, 3, 1, 1), -F.max_pool2d(-x, 3, 1, 1)
+    assert torch.equal(out[0], thick[0])
+    assert torch.equal(out[1], thin[1])
+    assert torch.allclose(out[2], (x[2] + thin[2]) / 2)
+    assert torch.equal(out[3], x[3])
     ink = out.sum((1, 2, 3))
-    assert ink[0] > ink[2] > ink[1] > 0
+    assert ink[0] > ink[3] > ink[2] > ink[1] > 0
 
 
 def test_augmenter_stroke_thickens_some_and_thins_others() -> None:
     x = glyph_l(32)
     out = Augmenter(only(stroke_prob=1.0))(x, seeded(0))
     thick, thin = F.max_pool2d(x, 3, 1, 1), -F.max_pool2d(-x, 3, 1, 1)
-    is_thick = (out == thick).flatten(1).all(1)
-    is_thin = (out == thin).flatten(1).all(1)
+    is_thick = ((out >= x) & (out <= thick)).flatten(1).all(1) & (out.sum((1, 2, 3)) > x.sum((1, 2, 3)))
+    is_thin = ((out <= x) & (out >= thin)).flatten(1).all(1) & (out.sum((1, 2, 3)) < x.sum((1, 2, 3)))
     assert (is_thick ^ is_thin).all()
     assert 5 < is_thick.sum() < 27
+    target = torch.where(is_thick.view(-1, 1, 1, 1), thick, thin)
+    amount = (out - x).sum((1, 2, 3)) / (target - x).sum((1, 2, 3))
+    assert ((amount > 0.25 - 1e-5) & (amount < 0.5 + 1e-5)).all()  # partial, per-sample strength
+    assert amount.std() > 0.02
 
 
 def test_blur_spreads_a_dot_and_keeps_its_mass() -> None:

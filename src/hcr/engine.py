@@ -219,6 +219,56 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     plot_history(history, out / "learning_curve.png")
 
 
+def train_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    train: Split,
+    augment: Augmenter,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    aug_gen: torch.Generator,
+    device: torch.device,
+    *,
+    desc: str = "train",
+    progress: bool = True,
+    max_steps: int | None = None,
+) -> tuple[float, int, int]:
+    """One pass over ``train`` in a seeded order: (summed loss, correct, images seen)."""
+    model.train()
+    steps = math.ceil(len(train.y) / cfg.batch_size)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
+    order = torch.randperm(len(train.y), generator=gen)
+    tot_loss, tot_ok, seen = 0.0, 0, 0
+    bar = tqdm(range(steps), desc=desc, unit="batch", disable=not progress, leave=False, mininterval=0.5)
+    for b in bar:
+        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        xb = train.x[idx].to(device, non_blocking=True)
+        yb = train.y[idx].to(device, non_blocking=True)
+        xb = augment(xb, aug_gen).contiguous(memory_format=torch.channels_last)
+        logits = model(xb)  # (B, n)
+        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        n = len(yb)
+        tot_loss += float(loss.detach()) * n
+        tot_ok += int((logits.detach().argmax(1) == yb).sum())
+        seen += n
+        if progress and (b % 20 == 0 or b == steps - 1):
+            bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_ok / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+    bar.close()
+    return tot_loss, tot_ok, seen
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return opt, _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
+
+
 def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> FitResult:
     """Train ``cfg.model`` on ``cfg.data``; see the module docstring for what is written."""
     out = Path(out_dir)
@@ -245,10 +295,7 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
         carried = init_from_checkpoint(model, load_checkpoint(cfg.finetune), labels)
         log(f"fine-tuning from {cfg.finetune}: {carried}/{len(labels)} classes carried over")
     model = model.to(device).to(memory_format=torch.channels_last)
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train.y) / cfg.batch_size)
-    sched = _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
+    opt, sched = build_optimizer(cfg, model, math.ceil(len(train.y) / cfg.batch_size))
     augment = _augmenter(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -268,29 +315,8 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     meta = dict(model_name=cfg.model, model_kwargs=cfg.model_kwargs, label_map=labels, spec=spec, config=cfg.to_dict(), versions=current_versions())
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     for epoch in range(start_epoch, cfg.epochs + 1):
-        model.train()
         t0 = time.perf_counter()
-        order = torch.randperm(len(train.y), generator=gen)
-        tot_loss, tot_ok, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False, mininterval=0.5)
-        for b in bar:
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            xb = train.x[idx].to(device, non_blocking=True)
-            yb = train.y[idx].to(device, non_blocking=True)
-            xb = augment(xb, aug_gen).contiguous(memory_format=torch.channels_last)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            n = len(yb)
-            tot_loss += float(loss.detach()) * n
-            tot_ok += int((logits.detach().argmax(1) == yb).sum())
-            seen += n
-            if b % 20 == 0 or b == steps_per_epoch - 1:
-                bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_ok / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        bar.close()
+        tot_loss, tot_ok, seen = train_epoch(model, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress)
         train_time = time.perf_counter() - t0
         val_loss, val_acc, _ = evaluate_split(model, val, device)
         row = {
