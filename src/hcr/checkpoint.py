@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .errors import ModelFileError
+from .errors import HcrError, ModelFileError
 from .labels import LabelMap
 from .models import create_model
 from .preprocess import PreprocessSpec
@@ -51,15 +51,19 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     train_state: dict[str, Any] | None = None
+    source: str = "<checkpoint>"  # where it was loaded from, for error messages
 
     def build_model(self) -> nn.Module:
         """Instantiate the network and load the weights (strictly: every tensor must match)."""
-        model = create_model(self.model_name, len(self.label_map), **self.model_kwargs)
+        try:
+            model = create_model(self.model_name, len(self.label_map), **self.model_kwargs)
+        except (HcrError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{self.source}: cannot build model {self.model_name!r} ({e})") from None
         try:
             model.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
-            raise ModelFileError(f"weights do not fit model {self.model_name!r}: {first}") from None
+            raise ModelFileError(f"{self.source}: weights do not fit model {self.model_name!r}: {first}") from None
         model.eval()
         return model
 
@@ -126,23 +130,32 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise ModelFileError(f"{where}: not a readable hcr model file (corrupt, truncated or unsafe: {msg[:200]})") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ModelFileError(f"{where}: not an hcr model file (a bare state_dict or another format)")
-    if int(d.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(f"{where}: written by a newer hcr (format {d.get('format_version')}); upgrade hcr")
+    version = d.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{where}: not a valid hcr model file (malformed 'format_version')")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{where}: written by a newer hcr (format {version}); upgrade hcr")
     model = _require(d, "model", dict, where)
     state = _require(d, "state_dict", dict, where)
+    name, kwargs = model.get("name"), model.get("kwargs", {})
+    if not isinstance(name, str) or not isinstance(kwargs, dict):
+        raise ModelFileError(f"{where}: not a valid hcr model file (malformed 'model' entry)")
+    for key in ("config", "metrics", "versions"):
+        if not isinstance(d.get(key, {}), dict):
+            raise ModelFileError(f"{where}: not a valid hcr model file (malformed {key!r})")
     try:
         labels = LabelMap.from_dict(_require(d, "labels", dict, where))
         spec = PreprocessSpec.from_dict(_require(d, "preprocess", dict, where))
-    except Exception as e:
+    except (HcrError, KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{where}: malformed metadata ({e})") from None
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ModelFileError(f"{where}: malformed weights (non-tensor entries)")
     for k, v in state.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ModelFileError(f"{where}: weights contain NaN or infinite values ({k})")
-    return Checkpoint(
-        model_name=str(model.get("name")),
-        model_kwargs=dict(model.get("kwargs") or {}),
+    ckpt = Checkpoint(
+        model_name=name,
+        model_kwargs=dict(kwargs),
         label_map=labels,
         spec=spec,
         state_dict=state,
@@ -150,4 +163,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         metrics=dict(d.get("metrics") or {}),
         versions=dict(d.get("versions") or {}),
         train_state=d.get("train_state"),
+        source=where,
     )
+    ckpt.build_model()  # reject files whose weights do not fit their declared model, now
+    return ckpt

@@ -107,6 +107,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _data_info(src: Any, split: str | None) -> int:
+    src.auto_download = False  # a query never starts a download
     print(f"{src.name}")
     if getattr(src, "citation", ""):
         print(f"  credit: {src.citation}")
@@ -118,7 +119,7 @@ def _data_info(src: Any, split: str | None) -> int:
         try:
             samples = src.load(s)
         except HcrError as e:
-            print(f"  {s}: not available locally ({e})")
+            print(f"  {s}: not available locally ({str(e).splitlines()[0]})")
             continue
         counts = samples.class_counts()
         print(f"  {s}: {len(samples):,} samples, {len(counts)} classes")

@@ -51,7 +51,7 @@ class PreprocessSpec:
     polarity: str = "auto"  # "auto", "dark-on-light" or "light-on-dark" (of the input)
     deskew: bool = False  # shear the glyph upright using its second moments
     min_contrast: float = 40.0  # grey levels between paper and ink below which the image is blank
-    min_ink_fraction: float = 0.0005  # ink pixels / all pixels below which the image is blank
+    min_ink_pixels: int = 6  # fewer ink pixels than this means blank (a speck is not a character)
     speck_fraction: float = 0.02  # connected ink parts smaller than this share of the ink are dropped
 
     def __post_init__(self) -> None:
@@ -110,11 +110,13 @@ def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
     grey = rgb.mean(axis=2)
     opaque = alpha[..., 0] > 0.5
     transparent = alpha[..., 0] < 0.5
+    paper = 255.0
     if opaque.any() and transparent.any():
-        ink_level = float(grey[opaque].mean())
-        paper = 0.0 if ink_level > 127 else 255.0
-    else:
-        paper = 255.0
+        lo, hi = np.percentile(grey[opaque], [0.5, 99.5])
+        if hi - lo > 80:  # the opaque part holds paper and ink (a card): extend its paper
+            paper = float(np.median(grey[opaque]))
+        else:  # strokes only: the paper is their opposite
+            paper = 0.0 if float(grey[opaque].mean()) > 127 else 255.0
     out = rgb * alpha + paper * (1.0 - alpha)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -232,10 +234,11 @@ def _needs_inversion(grey: np.ndarray, polarity: str) -> bool:
         return True
     if polarity == "light-on-dark":
         return False
-    border = _border(grey)
-    bg = float(np.median(border))
-    # paper brighter than mid-grey, or brighter than the image's median, means dark ink
-    return bg > 127.0 if abs(bg - 127.0) > 16 else bg >= float(np.median(grey))
+    # The paper is what the border mostly shows; the ink lies on the side of it with
+    # more room: far below a mid-grey paper means dark ink, far above means light ink.
+    bg = float(np.median(_border(grey)))
+    lo, hi = np.percentile(grey, [0.5, 99.5])
+    return bool(bg - lo >= hi - bg)
 
 
 def _background(ink_bright: np.ndarray) -> np.ndarray | float:
@@ -279,7 +282,7 @@ def _ink_mask(signal: np.ndarray, spec: PreprocessSpec) -> np.ndarray | None:
     if not keep.any():
         return None
     mask = np.isin(labels, np.flatnonzero(keep) + 1)
-    if mask.sum() < spec.min_ink_fraction * mask.size:
+    if int(mask.sum()) < spec.min_ink_pixels:
         return None
     return mask
 

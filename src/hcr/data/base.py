@@ -110,6 +110,7 @@ class DataSource:
     splits: tuple[str, ...] = ()
     default_val_split: str | None = None  # a held-out split used for validation during training
     citation: str = ""
+    auto_download: bool = True  # fetch missing official files on load; off for read-only queries
 
     def load(self, split: str) -> Samples:
         raise NotImplementedError

@@ -191,6 +191,14 @@ def _fetch(url: str, part: Path, rf: RemoteFile, progress: bool, timeout: float)
         )
 
 
+class OfflineError(DataError):
+    """No mirror of a file could be reached (as opposed to a bad or truncated download)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def download_file(rf: RemoteFile, dest_dir: Path, *, progress: bool = True, timeout: float = 30.0) -> Path:
     """Download ``rf`` into ``dest_dir`` (mirrors in order), verified, moved into place atomically."""
     dest_dir = Path(dest_dir)
@@ -229,8 +237,8 @@ def download_file(rf: RemoteFile, dest_dir: Path, *, progress: bool = True, time
         return final
     if integrity_error is not None:
         raise integrity_error
-    reason = "; ".join(network_problems) if network_problems else "no download URL is known"
-    raise DataError(offline_message([rf], dest_dir, f"could not download: {reason}"))
+    reason = "could not download: " + ("; ".join(network_problems) if network_problems else "no download URL is known")
+    raise OfflineError(offline_message([rf], dest_dir, reason), reason)
 
 
 def ensure_files(
@@ -257,8 +265,11 @@ def ensure_files(
             ) from None
     if missing and not download:
         raise DataError(offline_message(missing, dest_dir, "downloading is turned off"))
-    for rf in missing:
-        download_file(rf, dest_dir, progress=progress)
+    for i, rf in enumerate(missing):
+        try:
+            download_file(rf, dest_dir, progress=progress)
+        except OfflineError as e:  # name every file still missing, not only the first
+            raise DataError(offline_message(missing[i:], dest_dir, e.reason)) from None
     return [dest_dir / rf.filename for rf in files]
 
 

@@ -68,7 +68,7 @@ class MnistSource(DataSource):
         self.check_split(split)
         prefix = "train" if split == "train" else "t10k"
         files = [rf for rf in self.remote_files() if rf.filename.startswith(prefix)]
-        img, lab = ensure_files(files, self.dir, download=True)
+        img, lab = ensure_files(files, self.dir, download=self.auto_download)
         x, y = read_idx_pair(img, lab)
         return Samples(x, y, self.label_map(), source=f"mnist:{split}")
 
@@ -104,37 +104,42 @@ class EmnistSource(DataSource):
         return [self.dir / f"emnist-{self.subset}-mapping.txt", *(self.dir / n for n in names)]
 
     def download(self, progress: bool = True) -> list[Path]:
-        """Fetch the official archive (verified), extract this subset's files, drop the archive."""
+        """Fetch the official archive (verified) and extract this subset's files from it."""
         wanted = {f"gzip/{self._file(s, k)}": self._file(s, k) for s in ("train", "test") for k in ("images", "labels")}
         wanted[f"gzip/emnist-{self.subset}-mapping.txt"] = f"emnist-{self.subset}-mapping.txt"
         missing = {m: f for m, f in wanted.items() if not (self.dir / f).exists()}
         if missing:
-            (zip_path,) = ensure_files([EMNIST_ZIP], self.dir, download=True, progress=progress)
+            try:
+                (zip_path,) = ensure_files([EMNIST_ZIP], self.dir, download=True, progress=progress)
+            except DataError as e:
+                files = "\n  ".join(str(self.dir / f) for f in missing.values())
+                raise DataError(f"{e}\nAlternatively place the extracted files themselves:\n  {files}") from None
             extract_members(zip_path, missing, self.dir)
         return [self.dir / f for f in wanted.values()]
 
-    def _require(self, names: list[str]) -> list[Path]:
+    def _require(self, names: list[str], official: bool) -> list[Path]:
+        """Paths of ``names``; official files are fetched when missing, others must be placed."""
         paths = [self.dir / n for n in names]
-        if all(p.exists() for p in paths):
-            return paths
-        if not all(n.split("-")[2] in ("train", "test") or n.endswith("mapping.txt") for n in names):
-            missing = [str(p) for p in paths if not p.exists()]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing and not (official and self.auto_download):
             raise DataError(f"{self.name}: missing files {', '.join(missing)}")
-        self.download()
+        if missing:
+            self.download()
         return paths
 
+    def _mapping(self) -> Path:
+        return self._require([f"emnist-{self.subset}-mapping.txt"], official=True)[0]
+
     def label_map(self) -> LabelMap:
-        (mapping,) = self._require([f"emnist-{self.subset}-mapping.txt"])
-        return LabelMap.from_mapping_file(mapping.read_text().splitlines())
+        return LabelMap.from_mapping_file(self._mapping().read_text().splitlines())
 
     def _label_offset(self) -> int:
-        (mapping,) = self._require([f"emnist-{self.subset}-mapping.txt"])
-        first = mapping.read_text().split()
+        first = self._mapping().read_text().split()
         return int(first[0]) if first else 0
 
     def load(self, split: str) -> Samples:
         self.check_split(split)
-        img, lab = self._require([self._file(split, "images"), self._file(split, "labels")])
+        img, lab = self._require([self._file(split, "images"), self._file(split, "labels")], official=split in ("train", "test"))
         x, y = read_idx_pair(img, lab)
         x = np.ascontiguousarray(x.transpose(0, 2, 1))  # EMNIST stores images transposed
         y = y - self._label_offset()  # Letters starts at 1
