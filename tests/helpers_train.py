@@ -13,6 +13,7 @@ asks first.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,18 +27,27 @@ _STATE: dict[str, Any] = {}
 DIGITS_RECIPE = dict(data="digits", val_split="test", model="seed-cnn", epochs=8, batch_size=64, lr=0.003, augment="light", seed=0)
 
 
-@pytest.fixture(scope="module")
-def single_thread() -> Iterator[None]:
+@contextmanager
+def one_thread() -> Iterator[None]:
     """Run torch on one intra-op thread: the test machine's 2 cores are shared with other
-    work, and an oversubscribed OpenMP pool is several times slower than one thread.
-    Use: ``from helpers_train import single_thread`` and
-    ``pytestmark = pytest.mark.usefixtures("single_thread")`` in the test module."""
+    work, and an oversubscribed OpenMP pool is many times slower than one thread."""
     import torch
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """:func:`one_thread` for a whole module: ``from helpers_train import single_thread`` and
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``. (Higher-scoped fixtures are
+    set up before it, so fixtures that train use :func:`one_thread` themselves.)"""
+    with one_thread():
+        yield
 
 
 def quiet(_: str) -> None:
@@ -84,7 +94,8 @@ def digits_model(hcr_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> T
         from hcr.engine import fit
 
         out = tmp_path_factory.mktemp("digits-seed-cnn")
-        res = fit(TrainConfig(**DIGITS_RECIPE), out, progress=False, log=quiet)
+        with one_thread():
+            res = fit(TrainConfig(**DIGITS_RECIPE), out, progress=False, log=quiet)
         _STATE["digits_model"] = TrainedModel(out, res.best_path, res.history, res.best_val_acc)
     return _STATE["digits_model"]
 

@@ -22,7 +22,7 @@ from hcr.labels import LabelMap
 from hcr.models import create_model
 from hcr.predictor import Predictor
 
-from helpers_train import digits_model, digits_test_split, hcr_cache, quiet, single_thread  # noqa: F401  (fixtures)
+from helpers_train import digits_model, digits_test_split, hcr_cache, one_thread, quiet, single_thread  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("single_thread", "hcr_cache")
 
@@ -50,7 +50,8 @@ def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, hcr_cache: Path) -> tuple[Path, Any]:  # noqa: F811
     out = tmp_path_factory.mktemp("tiny")
-    return out, fit(TrainConfig(**TINY), out, progress=False, log=quiet)
+    with one_thread():
+        return out, fit(TrainConfig(**TINY), out, progress=False, log=quiet)
 
 
 # --------------------------------------------------------------------------- fit

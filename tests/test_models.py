@@ -68,7 +68,7 @@ def test_channels_last_input_gives_the_same_output(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_model_ignores_unused_global_state_between_instances(name: str) -> None:
+def test_same_seed_same_initial_weights(name: str) -> None:
     """Two instances from the same seed are identical (initialisation uses the torch RNG only)."""
     torch.manual_seed(123)
     a = create_model(name, 10)

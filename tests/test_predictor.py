@@ -237,7 +237,11 @@ def test_same_character_any_rendering_same_prediction(predictor: Predictor, tmp_
     ref = inputs["dark_on_light"].image
     for n, p in inputs.items():
         assert p.image.shape == (28, 28) and p.image.dtype == np.float32
-        assert np.array_equal(p.image, ref), f"{n} gives a different model input than dark_on_light"
+        diff = p.image != ref
+        assert not diff.any(), (
+            f"{n} gives a different model input than dark_on_light: {int(diff.sum())} pixels differ "
+            f"(max {float(np.abs(p.image - ref).max()):.3f}); ink box {p.box} vs {inputs['dark_on_light'].box}"
+        )
     assert inputs["shifted"].box[:2] != inputs["dark_on_light"].box[:2]  # it really was elsewhere
 
 

@@ -18,7 +18,7 @@ class TrainConfig:
 
     data: str = "digits"  # data set spec (see ``hcr data list``)
     data_dir: str | None = None  # defaults to $HCR_DATA_DIR or the user cache
-    train_split: str = "train"
+    train_split: str | None = None  # None: the source's default (official train, else a dev subset on disk)
     val_split: str | None = None  # a held-out split of the source; None: carve val_fraction off train
     val_fraction: float = 0.05
     max_train_samples: int | None = None  # cap (seeded subset) for quick runs

@@ -111,7 +111,7 @@ def load_split(data: str, split: str, spec: PreprocessSpec, data_dir: str | None
 
 def _train_val(cfg: TrainConfig, spec: PreprocessSpec, progress: bool) -> tuple[Split, Split, LabelMap, dict[str, Any]]:
     src = get_source(cfg.data, cfg.data_dir)
-    train = src.load(cfg.train_split)
+    train = src.load(cfg.train_split or src.default_train_split)
     if cfg.max_train_samples and len(train) > cfg.max_train_samples:
         idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.max_train_samples])
         train = train.subset(idx)

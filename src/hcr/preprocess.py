@@ -38,6 +38,8 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
 #: Images with more pixels than this are refused (decompression bombs, absurd scans).
 MAX_PIXELS = 40_000_000
+#: Strokes are the pixels brighter than this share of the ink's peak.
+INK_THRESHOLD = 0.3
 #: Files larger than this are refused before decoding.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -265,22 +267,28 @@ def _background(ink_bright: np.ndarray) -> np.ndarray | float:
 
 
 def _ink_mask(signal: np.ndarray, spec: PreprocessSpec) -> np.ndarray | None:
-    """Binary ink mask of a background-subtracted image, or None when it is blank."""
-    peak = float(np.percentile(signal, 99.9))
+    """Binary ink mask of a background-subtracted image, or None when it is blank.
+
+    Every statistic is taken over the ink candidates only, never over the paper, so the
+    same drawing on a larger or smaller sheet gets the same mask: the noise floor comes
+    from the border, candidates lie above it, and strokes are the candidates brighter
+    than a fixed share of the ink's own peak.
+    """
+    border = _border(signal)
+    sigma = 1.4826 * float(np.median(np.abs(border - np.median(border))))
+    floor = max(4.0 * sigma, 8.0)
+    cand = signal > floor
+    if int(cand.sum()) < spec.min_ink_pixels:
+        return None
+    peak = float(np.percentile(signal[cand], 99))
     if peak < spec.min_contrast:
         return None
-    s8 = np.clip(signal * (255.0 / peak), 0, 255).astype(np.uint8)
-    t, _ = cv2.threshold(s8, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    # Otsu may sit in the noise when ink is sparse; never below a quarter of the peak
-    t = max(t, 64.0)
-    mask = (s8 > t).astype(np.uint8)
+    mask = (signal > max(INK_THRESHOLD * peak, floor)).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
     keep = areas >= max(2.0, spec.speck_fraction * float(areas.sum()))
-    if not keep.any():
-        return None
     mask = np.isin(labels, np.flatnonzero(keep) + 1)
     if int(mask.sum()) < spec.min_ink_pixels:
         return None

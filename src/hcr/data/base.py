@@ -108,7 +108,8 @@ class DataSource:
 
     name: str = ""
     splits: tuple[str, ...] = ()
-    default_val_split: str | None = None  # a held-out split used for validation during training
+    default_train_split: str = "train"
+    default_val_split: str | None = None  # the held-out split evaluation uses by default
     citation: str = ""
     auto_download: bool = True  # fetch missing official files on load; off for read-only queries
 

@@ -94,7 +94,10 @@ class EmnistSource(DataSource):
             for p in self.dir.glob(f"emnist-{subset}-*-images-idx3-ubyte.gz")
         ) if self.dir.is_dir() else []
         self.splits = tuple(dict.fromkeys(["train", "test", *local]))
-        self.default_val_split = "dev-val" if "dev-val" in self.splits else "test"
+        # prefer the official splits; fall back to a development subset that is on disk
+        official = (self.dir / self._file("train", "images")).exists()
+        self.default_train_split = "dev-train" if not official and "dev-train" in local else "train"
+        self.default_val_split = "dev-val" if not official and "dev-val" in local else "test"
 
     def _file(self, split: str, kind: str) -> str:
         return f"emnist-{self.subset}-{split}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"

@@ -1,0 +1,257 @@
+"""The ``hcr`` command, called in-process through ``hcr.cli.main`` (plus one real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hcr import __version__
+from hcr.cli import main
+
+from helpers_train import digits_model, hcr_cache, single_thread  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("single_thread", "hcr_cache")
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def test_entry_point_help_in_a_subprocess() -> None:
+    exe = Path(sys.executable).with_name("hcr")
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "hcr.cli", "--help"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for word in ("data", "models", "train", "evaluate", "predict"):
+        assert word in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- models / data
+
+
+def test_models_lists_the_architectures(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert re.search(r"^seed-cnn\s+[\d,]+ params", out, re.M)
+    assert re.search(r"^hcr-cnn\s+[\d,]+ params", out, re.M)
+
+
+def test_data_list(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0
+    names = {line.split()[0] for line in out.splitlines() if line.strip()}
+    assert {"mnist", "emnist-byclass", "emnist-letters", "az-csv", "folder", "digits"} <= names
+
+
+def test_data_info_digits_prints_class_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "data", "info", "digits")
+    assert code == 0, err
+    assert "digits" in out and "Alpaydin" in out
+    assert re.search(r"train: 1,4\d\d samples, 10 classes", out)
+    assert re.search(r"all: 1,797 samples, 10 classes", out)
+    counts = re.findall(r"\b(\d):(\d+)\b", out)
+    assert {d for d, _ in counts} == set("0123456789")
+    code, out, _ = run(capsys, "data", "info", "digits", "--split", "test")
+    assert code == 0 and "test:" in out and "train:" not in out
+
+
+def test_data_info_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "data", "info", "nope")
+    assert code == 2
+    assert "Traceback" not in err and "Traceback" not in out
+    assert "nope" in err
+    for name in ("digits", "mnist", "emnist-byclass", "folder"):
+        assert name in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_data_preview_writes_pngs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    plain, aug = tmp_path / "preview.png", tmp_path / "sub" / "aug.png"
+    code, out, err = run(capsys, "data", "preview", "digits", "-n", "20", "--out", plain)
+    assert code == 0, err
+    assert str(plain) in out
+    code, _, err = run(capsys, "data", "preview", "digits", "-n", "20", "--augment", "--out", aug)
+    assert code == 0, err
+    for p in (plain, aug):
+        with Image.open(p) as im:
+            im.load()
+            assert im.format == "PNG" and min(im.size) > 50
+
+
+# --------------------------------------------------------------------------- train
+
+
+def test_train_tiny_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_dir = tmp_path / "run"
+    code, out, err = run(
+        capsys, "train", "--data", "digits", "--model", "seed-cnn", "--epochs", "1", "--max-train-samples", "300",
+        "--out", out_dir, "--no-progress",
+    )
+    assert code == 0, err
+    assert (out_dir / "best.pt").is_file() and (out_dir / "last.pt").is_file()
+    assert "best validation accuracy" in out and str(out_dir / "best.pt") in out
+    cfg = (out_dir / "config.yaml").read_text()
+    assert "max_train_samples: 300" in cfg and "epochs: 1" in cfg
+
+
+def test_train_unknown_model_is_an_argparse_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--data", "digits", "--model", "nope", "--out", str(tmp_path / "x")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "seed-cnn" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_bad_recipe_is_a_one_line_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("epochs: 1\nno_such_option: 3\n")
+    code, _, err = run(capsys, "train", "--config", recipe, "--out", tmp_path / "x", "--no-progress")
+    assert code == 2
+    assert "no_such_option" in err and "Traceback" not in err
+    code, _, err = run(capsys, "train", "--out", tmp_path / "y", "--resume", "--no-progress")
+    assert code == 2 and "last.pt" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_predict_json_over_the_samples(capsys: pytest.CaptureFixture[str], digits_model) -> None:  # noqa: F811
+    code, out, err = run(capsys, "predict", digits_model.best, SAMPLES, "--json")
+    assert code == 0, err
+    rows = _json_lines(out)
+    assert [Path(r["file"]).name for r in rows] == [p.name for p in SAMPLE_FILES]
+    for r in rows:
+        assert {"file", "label", "confidence", "top_k"} <= set(r)
+        assert r["error"] is None
+        assert isinstance(r["top_k"], list)
+        for pair in r["top_k"]:
+            assert isinstance(pair, list) and len(pair) == 2
+            assert isinstance(pair[0], str) and 0.0 <= pair[1] <= 1.0
+        if Path(r["file"]).name == "blank_canvas.png":
+            assert r["label"] is None and r["blank"] is True and r["top_k"] == []
+        else:
+            assert r["label"] in list("0123456789")
+            assert len(r["top_k"]) == 3  # the CLI default
+            assert r["top_k"][0] == [r["label"], r["confidence"]]
+    assert f"{len(SAMPLE_FILES)} images" in err and "0 failed" in err and "1 blank" in err
+
+    code, out, _ = run(capsys, "predict", digits_model.best, SAMPLES / "digit_3_paper.png", "--top-k", "2")
+    assert code == 0
+    assert re.match(r".*digit_3_paper\.png: \d  \d\.\d\d", out)
+
+
+def test_predict_with_bad_files_reports_them_and_exits_1(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2)
+    missing = tmp_path / "missing.png"
+    code, out, err = run(capsys, "predict", digits_model.best, SAMPLES, corrupt, missing, "--json")
+    assert code == 1
+    rows = {Path(r["file"]).name: r for r in _json_lines(out)}
+    assert len(rows) == len(SAMPLE_FILES) + 2
+    for name in ("corrupt.png", "missing.png"):
+        assert rows[name]["error"] and name in rows[name]["error"]
+        assert rows[name]["label"] is None
+    for p in SAMPLE_FILES:
+        r = rows[p.name]
+        assert r["error"] is None
+        assert (r["label"] is None) == (p.name == "blank_canvas.png")
+    assert re.search(r"\b2 failed\b", err)
+    assert "Traceback" not in err
+
+    code, out, err = run(capsys, "predict", digits_model.best, missing)  # plain text output
+    assert code == 1 and "missing.png: ERROR" in out and "1 failed" in err
+
+
+def test_predict_with_a_tampered_model_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "tampered.pt"
+    bad.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
+    code, out, err = run(capsys, "predict", bad, SAMPLES)
+    assert code == 2
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0]
+    code, _, err = run(capsys, "predict", tmp_path / "absent.pt", SAMPLES)
+    assert code == 2 and "absent.pt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_save_input_writes_model_inputs(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
+    save = tmp_path / "inputs"
+    code, _, err = run(capsys, "predict", digits_model.best, SAMPLES, "--save-input", save)
+    assert code == 0, err
+    pngs = sorted(save.glob("*.png"))
+    assert len(pngs) == len(SAMPLE_FILES)
+    from hcr.predictor import Predictor
+
+    pred = Predictor.load(digits_model.best)
+    for png in pngs:
+        with Image.open(png) as im:
+            assert im.size == (28, 28) and im.mode == "L"
+            saved = np.asarray(im)
+        src = next(p for p in SAMPLE_FILES if png.stem.endswith(p.stem))
+        # the saved PNG is exactly the model input: reading it back gives the same input
+        assert np.array_equal(saved.astype(np.float32) / 255.0, pred.preprocess(src).image)
+
+
+def test_predict_no_images_found(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "predict", digits_model.best, empty)
+    assert code == 2 and "no image files" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_writes_the_report(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
+    out_dir = tmp_path / "eval"
+    code, out, err = run(capsys, "evaluate", digits_model.best, "--data", "digits", "--split", "test", "--out", out_dir, "--no-progress", "--device", "cpu")
+    assert code == 0, err
+    for name in ("metrics.json", "report.md", "confusion.png", "confusion.csv", "reliability.png", "errors.png"):
+        assert (out_dir / name).is_file(), name
+    m = re.search(r"accuracy (\d\.\d{4})", out)
+    assert m
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert float(m.group(1)) == pytest.approx(metrics["accuracy"], abs=1e-4)
+    assert str(out_dir / "report.md") in out
+
+
+def test_evaluate_unknown_data_is_a_one_line_error(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
+    code, _, err = run(capsys, "evaluate", digits_model.best, "--data", "nope", "--out", tmp_path / "e")
+    assert code == 2 and "nope" in err and "Traceback" not in err
