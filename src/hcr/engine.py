@@ -282,6 +282,11 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
             raise HcrError(f"{last_path} holds no training state to resume from")
         cfg = TrainConfig.from_dict(last.config)  # the interrupted run's recipe wins
         state = last.train_state
+    base: Checkpoint | None = None
+    if cfg.finetune and state is None:
+        # the architecture and preprocessing come from the model being fine-tuned
+        base = load_checkpoint(cfg.finetune)
+        cfg = cfg.updated(model=base.model_name, model_kwargs=base.model_kwargs, preprocess=cfg.preprocess or base.spec.to_dict())
     cfg.validate()
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
@@ -291,8 +296,8 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     if len(train.y) == 0:
         raise HcrError(f"{cfg.data}: no training samples")
     model = create_model(cfg.model, len(labels), **cfg.model_kwargs)
-    if cfg.finetune and state is None:
-        carried = init_from_checkpoint(model, load_checkpoint(cfg.finetune), labels)
+    if base is not None:
+        carried = init_from_checkpoint(model, base, labels)
         log(f"fine-tuning from {cfg.finetune}: {carried}/{len(labels)} classes carried over")
     model = model.to(device).to(memory_format=torch.channels_last)
     opt, sched = build_optimizer(cfg, model, math.ceil(len(train.y) / cfg.batch_size))
