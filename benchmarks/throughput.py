@@ -26,7 +26,7 @@ import torch
 from hcr.augment import AugmentConfig, Augmenter
 from hcr.config import TrainConfig
 from hcr.engine import Split, build_optimizer, train_epoch
-from hcr.models import count_parameters, create_model
+from hcr.models import channels_last, count_parameters, create_model
 from hcr.predictor import batched_probs
 
 KERAS_REFERENCE_TRAIN = 4400.0  # images/s, Keras 3 + TensorFlow, batch 128, Adam, this machine class
@@ -63,7 +63,7 @@ def train_rate(model_name: str, steps: int, repeats: int = 3) -> float:
     cfg = TrainConfig(model=model_name, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant", label_smoothing=0.0, augment="none", batch_size=128, epochs=1)
     x, y = _inputs(128 * steps)
     split = Split(x, y, x[:, 0].numpy())
-    model = create_model(model_name, 10).to(memory_format=torch.channels_last)
+    model = channels_last(create_model(model_name, 10))
     opt, sched = build_optimizer(cfg, model, steps)
     aug = Augmenter(AugmentConfig.preset("none"))
     dev = torch.device("cpu")
@@ -78,7 +78,7 @@ def train_rate(model_name: str, steps: int, repeats: int = 3) -> float:
 
 
 def infer_rate(model_name: str, n: int = 10240, batch: int = 512, repeats: int = 3) -> float:
-    model = create_model(model_name, 10).eval().to(memory_format=torch.channels_last)
+    model = channels_last(create_model(model_name, 10)).eval()
     x, _ = _inputs(n, seed=2)
     batched_probs(model, x[:batch], batch_size=batch)
     rates = []

@@ -66,7 +66,7 @@ class AugmentConfig:
             except (TypeError, ValueError):
                 kind = "a pair of numbers" if f.name in _RANGES else "a number"
                 raise AugmentError(f"augmentation {f.name} must be {kind}, got {value!r}") from None
-            if f.name in _RANGES and len(value) != 2:
+            if isinstance(value, tuple) and len(value) != 2:
                 raise AugmentError(f"augmentation {f.name} must be a (low, high) pair, got {value!r}")
             if not all(math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
                 raise AugmentError(f"augmentation {f.name} must be finite, got {value!r}")

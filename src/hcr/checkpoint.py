@@ -98,6 +98,9 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; honour the user's umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -35,7 +35,7 @@ from .config import TrainConfig
 from .data import Samples, get_source, split_indices
 from .errors import HcrError
 from .labels import LabelMap, remap_indices
-from .models import count_parameters, create_model
+from .models import channels_last, count_parameters, create_model
 from .predictor import batched_probs, resolve_device
 from .preprocess import PreprocessSpec, preprocess_many
 
@@ -299,7 +299,7 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     if base is not None:
         carried = init_from_checkpoint(model, base, labels)
         log(f"fine-tuning from {cfg.finetune}: {carried}/{len(labels)} classes carried over")
-    model = model.to(device).to(memory_format=torch.channels_last)
+    model = channels_last(model.to(device))
     opt, sched = build_optimizer(cfg, model, math.ceil(len(train.y) / cfg.batch_size))
     augment = _augmenter(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -317,7 +317,11 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
         start_epoch = int(state["epoch"]) + 1
         log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
     log(f"{cfg.model} ({count_parameters(model):,} parameters) on {device}; train {info['train_samples']:,} from {info['train_source']}, val {info['val_samples']:,} from {info['val_source']}")
-    meta = dict(model_name=cfg.model, model_kwargs=cfg.model_kwargs, label_map=labels, spec=spec, config=cfg.to_dict(), versions=current_versions())
+
+    def snapshot(metrics: dict[str, Any], train_state: dict[str, Any] | None = None) -> Checkpoint:
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return Checkpoint(cfg.model, cfg.model_kwargs, labels, spec, weights, cfg.to_dict(), metrics, current_versions(), train_state)
+
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -341,9 +345,8 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
         else:
             stale += 1
         metrics = {"best_val_acc": best_acc, "epoch": epoch, **info}
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         if improved:
-            save_checkpoint(Checkpoint(state_dict=weights, metrics=metrics, **meta), best_path)
+            save_checkpoint(snapshot(metrics), best_path)
         train_state = {
             "epoch": epoch,
             "optimizer": opt.state_dict(),
@@ -353,7 +356,7 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
             "best_acc": best_acc,
             "stale": stale,
         }
-        save_checkpoint(Checkpoint(state_dict=weights, metrics=metrics, train_state=train_state, **meta), last_path)
+        save_checkpoint(snapshot(metrics, train_state), last_path)
         _write_history(out, history)
         log(
             f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
@@ -393,7 +396,7 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
 
     ckpt = load_checkpoint(model_path)
     dev = resolve_device(device)
-    model = ckpt.build_model().to(dev).to(memory_format=torch.channels_last)
+    model = channels_last(ckpt.build_model().to(dev))
     src = get_source(data, data_dir)
     split = split or src.default_val_split or src.splits[-1]
     samples = src.load(split)

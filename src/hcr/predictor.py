@@ -20,6 +20,7 @@ from torch import nn
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import HcrError
 from .labels import LabelMap
+from .models import channels_last
 from .preprocess import ImageInput, Preprocessed, PreprocessSpec, preprocess
 
 
@@ -83,7 +84,7 @@ class Predictor:
 
     def __init__(self, model: nn.Module, label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, device: str = "cpu", meta: dict[str, Any] | None = None) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.model = channels_last(model.to(self.device)).eval()
         self.label_map = label_map
         self.spec = spec
         self.threshold = threshold
@@ -125,7 +126,7 @@ class Predictor:
         :meth:`predict_files` to keep going over a batch and collect errors instead.
         """
         single = not isinstance(x, (list, tuple))
-        items = [x] if single else list(x)
+        items: list[ImageInput] = [x] if single else list(x)  # type: ignore[list-item,arg-type]
         names = [str(i) if isinstance(i, (str, os.PathLike)) else None for i in items]
         pre = [self.preprocess(i) for i in items]
         preds = self.predict_inputs(pre, top_k)

@@ -283,8 +283,8 @@ def _ink_mask(signal: np.ndarray, spec: PreprocessSpec) -> np.ndarray | None:
     peak = float(np.percentile(signal[cand], 99))
     if peak < spec.min_contrast:
         return None
-    mask = (signal > max(INK_THRESHOLD * peak, floor)).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    strokes = (signal > max(INK_THRESHOLD * peak, floor)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     if n <= 1:
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
@@ -299,12 +299,12 @@ def _deskew(img: np.ndarray) -> np.ndarray:
     m = cv2.moments(img)
     if abs(m["mu02"]) < 1e-2:
         return img
-    skew = m["mu11"] / m["mu02"]
+    skew = float(m["mu11"] / m["mu02"])
     h, w = img.shape
     pad = int(abs(skew) * h / 2) + 1
     img = cv2.copyMakeBorder(img, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    cy = m["m01"] / max(m["m00"], 1e-6)
-    mat = np.float32([[1, skew, -skew * cy], [0, 1, 0]])
+    cy = float(m["m01"] / max(m["m00"], 1e-6))
+    mat = np.array([[1.0, skew, -skew * cy], [0.0, 1.0, 0.0]], np.float32)
     return cv2.warpAffine(img, mat, (img.shape[1], h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=0)
 
 

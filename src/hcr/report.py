@@ -21,6 +21,7 @@ from matplotlib import colormaps
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .metrics import normalize_rows, validate_predictions
 
@@ -97,9 +98,8 @@ def plot_confusion(cm: np.ndarray, symbols: Sequence[str], path: Path, title: st
     ax = fig.add_subplot()
     rates = normalize_rows(cm)
     cmap = colormaps["viridis"].with_extremes(bad="white")  # empty cells white, tiny ones dark
-    im = ax.imshow(
-        np.ma.masked_equal(rates, 0.0), cmap=cmap, norm=PowerNorm(0.4, vmin=0.0, vmax=1.0), interpolation="nearest"
-    )
+    norm = PowerNorm(0.4, vmin=0.0, vmax=1.0)  # stretches small rates so rare confusions stay visible
+    im = ax.imshow(np.ma.masked_equal(rates, 0.0), cmap=cmap, norm=norm, interpolation="nearest")
     labels = [str(s) for s in symbols]
     size = 9 if c <= 30 else 7
     ax.set_xticks(range(c), labels, fontsize=size, parse_math=False)
@@ -115,7 +115,7 @@ def plot_confusion(cm: np.ndarray, symbols: Sequence[str], path: Path, title: st
     ax.set_title(title or "Confusion matrix", parse_math=False)
     if c <= 20:
         for t, p in zip(*np.nonzero(cm)):
-            colour = "black" if rates[t, p] > 0.5 else "white"
+            colour = "black" if norm(rates[t, p]) > 0.6 else "white"
             ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=size - 1, color=colour)
     fig.colorbar(im, ax=ax, shrink=0.6, label="share of true class (recall per cell)")
     return _save(fig, path)
@@ -134,7 +134,7 @@ def plot_reliability(bins: list[dict[str, Any]], path: Path, ece: float | None =
              label="(mean confidence, accuracy)")
     top.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
     top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy")
-    top.legend(loc="upper left", fontsize=8)
+    top.legend(loc="upper left", fontsize=8, framealpha=0.9)
     top.set_title("Reliability diagram" + (f" (ECE {100 * ece:.2f}%)" if ece is not None else ""))
     bottom.bar(lo, [b["count"] for b in full], width=width, align="edge", color="0.6", edgecolor="black",
                linewidth=0.5)
@@ -198,6 +198,7 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.set(xlabel="epoch", ylabel="accuracy" if metric == "acc" else "loss",
                title="Accuracy" if metric == "acc" else "Loss")
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.get_lines():
             ax.legend()
     return _save(fig, path)

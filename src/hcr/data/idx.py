@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:

