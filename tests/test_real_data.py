@@ -13,7 +13,7 @@ from hcr.cli import main
 def test_train_and_evaluate_on_the_emnist_subset(real_data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     rc = main(["train", "--data", "emnist-byclass", "--data-dir", str(real_data_dir), "--model", "seed-cnn",
-               "--epochs", "1", "--max-train-samples", "3000", "--out", str(run), "--no-progress"])
+               "--epochs", "3", "--max-train-samples", "6000", "--out", str(run), "--no-progress"])
     assert rc == 0 and (run / "best.pt").exists()
     out = capsys.readouterr().out
     assert "emnist-byclass:dev-train" in out  # the dev subset is picked when the official files are absent
@@ -31,7 +31,7 @@ def test_train_and_evaluate_on_the_emnist_subset(real_data_dir: Path, tmp_path: 
 
 def test_train_on_the_az_csv(real_data_dir: Path, tmp_path: Path) -> None:
     rc = main(["train", "--data", "az-csv", "--data-dir", str(real_data_dir), "--model", "seed-cnn",
-               "--epochs", "1", "--max-train-samples", "2000", "--out", str(tmp_path / "az"), "--no-progress"])
+               "--epochs", "3", "--max-train-samples", "4000", "--out", str(tmp_path / "az"), "--no-progress"])
     assert rc == 0
     from hcr.checkpoint import load_checkpoint
 
