@@ -255,3 +255,33 @@ def test_evaluate_writes_the_report(capsys: pytest.CaptureFixture[str], digits_m
 def test_evaluate_unknown_data_is_a_one_line_error(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
     code, _, err = run(capsys, "evaluate", digits_model.best, "--data", "nope", "--out", tmp_path / "e")
     assert code == 2 and "nope" in err and "Traceback" not in err
+
+
+def test_data_options_reach_the_csv_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A transposed CSV with a 1-based mapping file (the Kaggle EMNIST CSV layout)."""
+    import numpy as np
+
+    glyph = np.zeros((28, 28), np.uint8)
+    glyph[2:5, 4:24] = 255  # a bar at the top: stored transposed it becomes a bar on the left
+    rows = [[label] + glyph.T.ravel().tolist() for label in (1, 2, 2)]
+    csv_path = tmp_path / "emnist-like.csv"
+    csv_path.write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    mapping = tmp_path / "mapping.txt"
+    mapping.write_text("1 65 97\n2 66 98\n")
+    preview = tmp_path / "p.png"
+    rc = main(["data", "preview", f"csv:{csv_path}", "--split", "all", "--data-opt", "transpose=true",
+               "--data-opt", f"mapping={mapping}", "--out", str(preview)])
+    assert rc == 0 and preview.exists()
+    rc = main(["data", "info", f"csv:{csv_path}", "--split", "all", "--data-opt", "transpose=true", "--data-opt", f"mapping={mapping}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "A:1" in out and "B:2" in out
+
+    from hcr.data import get_source
+
+    img = get_source(f"csv:{csv_path}", transpose=True, mapping=str(mapping)).load("all").images[0]
+    assert img[2:5].sum() > 0 and img[10:].sum() == 0  # upright: the bar is back at the top
+
+    rc = main(["data", "info", f"csv:{csv_path}", "--data-opt", "bogus=1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bogus" in err and "Traceback" not in err
+    assert main(["data", "info", f"csv:{csv_path}", "--data-opt", "novalue"]) == 2

@@ -14,6 +14,20 @@ from .errors import HcrError
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="where data sets live (default: $HCR_DATA_DIR or the user cache)")
+    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="a data set option, repeatable: e.g. transpose=true, mapping=FILE, val_fraction=0.2 (csv, folder, az-csv)")
+
+
+def _data_options(pairs: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise HcrError(f"--data-opt expects KEY=VALUE, got {pair!r}")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else None
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +110,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         for name, (_, desc) in D.SOURCES.items():
             print(f"{name:16s} {desc}")
         return 0
-    src = D.get_source(args.name, args.data_dir)
+    src = D.get_source(args.name, args.data_dir, **_data_options(args.data_opt))
     if args.data_command == "download":
         for p in src.download():
             print(p)
@@ -170,6 +184,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         augment=args.augment, early_stopping=args.early_stopping, finetune=args.finetune,
         device=args.device, seed=args.seed, data_dir=args.data_dir,
     )
+    if args.data_opt:
+        cfg.data_options = {**cfg.data_options, **_data_options(args.data_opt)}
     try:
         res = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -182,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine import evaluate_checkpoint
 
-    rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
+    rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, data_options=_data_options(args.data_opt), device=args.device, progress=not args.no_progress)
     print(f"{rep['data_description']}: accuracy {rep['accuracy']:.4f}, top-{rep['top_k']} {rep['top_k_accuracy']:.4f}, "
           f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}"
           + (f", case-merged {rep['case_merged_accuracy']:.4f}" if rep.get("case_merged_accuracy") is not None else ""))

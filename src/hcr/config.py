@@ -18,6 +18,7 @@ class TrainConfig:
 
     data: str = "digits"  # data set spec (see ``hcr data list``)
     data_dir: str | None = None  # defaults to $HCR_DATA_DIR or the user cache
+    data_options: dict[str, Any] = field(default_factory=dict)  # source options, e.g. {transpose: true} for csv
     train_split: str | None = None  # None: the source's default (official train, else a dev subset on disk)
     val_split: str | None = None  # a held-out split of the source; None: carve val_fraction off train
     val_fraction: float = 0.05

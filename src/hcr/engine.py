@@ -101,16 +101,16 @@ def _to_split(x: np.ndarray, y: np.ndarray, keep: np.ndarray) -> Split:
     return Split(torch.from_numpy(x[:, None].copy()), torch.from_numpy(y.copy()), x)
 
 
-def load_split(data: str, split: str, spec: PreprocessSpec, data_dir: str | None = None, progress: bool = True) -> tuple[Split, LabelMap, str, int]:
+def load_split(data: str, split: str, spec: PreprocessSpec, data_dir: str | None = None, progress: bool = True, data_options: dict[str, Any] | None = None) -> tuple[Split, LabelMap, str, int]:
     """One split of a data set as model inputs: (split, label map, description, #blank dropped)."""
-    src = get_source(data, data_dir)
+    src = get_source(data, data_dir, **(data_options or {}))
     samples = src.load(split)
     x, y, blank = prepare(samples, spec, progress=progress)
     return _to_split(x, y, ~blank), samples.label_map, samples.source, int(blank.sum())
 
 
 def _train_val(cfg: TrainConfig, spec: PreprocessSpec, progress: bool) -> tuple[Split, Split, LabelMap, dict[str, Any]]:
-    src = get_source(cfg.data, cfg.data_dir)
+    src = get_source(cfg.data, cfg.data_dir, **cfg.data_options)
     train = src.load(cfg.train_split or src.default_train_split)
     if cfg.max_train_samples and len(train) > cfg.max_train_samples:
         idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.max_train_samples])
@@ -385,7 +385,7 @@ def describe_split(data: str, split: str, n: int) -> str:
     return f"{data} ({split} split), {n:,} images"
 
 
-def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
+def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
     """Evaluate a model file on a data split and write the full report into ``out_dir``.
 
     Every sample counts: images the preprocessing finds blank are answered "no character"
@@ -397,7 +397,7 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     ckpt = load_checkpoint(model_path)
     dev = resolve_device(device)
     model = channels_last(ckpt.build_model().to(dev))
-    src = get_source(data, data_dir)
+    src = get_source(data, data_dir, **(data_options or {}))
     split = split or src.default_val_split or src.splits[-1]
     samples = src.load(split)
     if list(samples.label_map.symbols) != list(ckpt.label_map.symbols):

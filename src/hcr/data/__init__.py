@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UnknownNameError
+from ..errors import DataError, UnknownNameError
 from .base import DataSource, Samples, default_data_dir, resolve_data_dir, split_indices
 
 __all__ = ["DataSource", "Samples", "SOURCES", "default_data_dir", "get_source", "list_sources", "resolve_data_dir", "split_indices"]
@@ -85,4 +85,9 @@ def get_source(spec: str, data_dir: str | Path | None = None, **options: Any) ->
     if name not in SOURCES:
         raise UnknownNameError("data set", spec, list(SOURCES))
     factory, _ = SOURCES[name]
-    return factory(path or None, Path(data_dir) if data_dir else None, **options)
+    if "mapping" in options and options["mapping"] is not None:
+        options["mapping"] = Path(options["mapping"])
+    try:
+        return factory(path or None, Path(data_dir) if data_dir else None, **options)
+    except TypeError as e:  # an option this source does not take
+        raise DataError(f"data set {name!r} does not take the option(s) {sorted(options)}: {e}") from None
