@@ -262,7 +262,7 @@ def test_dataset_and_png_give_identical_inputs(predictor: Predictor, tmp_path: P
 
     from hcr.predictor import batched_probs
 
-    probs = batched_probs(predictor.model, x)
+    probs = batched_probs(predictor.model, x, temperature=predictor.temperature)
     from_files = predictor.predict_files(files, top_k=1)
     assert [p.label for p in from_files] == [predictor.label_map[int(i)] for i in probs.argmax(1)]
     assert np.allclose([p.confidence for p in from_files], probs.max(1), atol=1e-6)

@@ -12,6 +12,7 @@ code). Keys:
 ``config``        the training configuration (plain dict)
 ``metrics``       best validation figures etc.
 ``versions``      hcr / torch / python versions that wrote it
+``calibration``   {"temperature": T}: logits are divided by T before the softmax
 ``train_state``   optional: optimizer / scheduler / epoch / RNG, only in resumable files
 
 Writes go to a temporary file in the same folder, fsync'd, then ``os.replace``d, so an
@@ -51,6 +52,7 @@ class Checkpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     train_state: dict[str, Any] | None = None
+    temperature: float = 1.0  # softmax temperature fitted on held-out data (1.0: uncalibrated)
     source: str = "<checkpoint>"  # where it was loaded from, for error messages
 
     def build_model(self) -> nn.Module:
@@ -78,6 +80,7 @@ class Checkpoint:
             "config": self.config,
             "metrics": self.metrics,
             "versions": self.versions or current_versions(),
+            "calibration": {"temperature": float(self.temperature)},
         }
         if self.train_state is not None:
             d["train_state"] = self.train_state
@@ -143,6 +146,9 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     name, kwargs = model.get("name"), model.get("kwargs", {})
     if not isinstance(name, str) or not isinstance(kwargs, dict):
         raise ModelFileError(f"{where}: not a valid hcr model file (malformed 'model' entry)")
+    temperature = (d.get("calibration") or {}).get("temperature", 1.0) if isinstance(d.get("calibration", {}), dict) else None
+    if not isinstance(temperature, (int, float)) or not 0.01 <= float(temperature) <= 100.0:
+        raise ModelFileError(f"{where}: not a valid hcr model file (malformed 'calibration')")
     for key in ("config", "metrics", "versions"):
         if not isinstance(d.get(key, {}), dict):
             raise ModelFileError(f"{where}: not a valid hcr model file (malformed {key!r})")
@@ -166,6 +172,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         metrics=dict(d.get("metrics") or {}),
         versions=dict(d.get("versions") or {}),
         train_state=d.get("train_state"),
+        temperature=float(temperature),
         source=where,
     )
     ckpt.build_model()  # reject files whose weights do not fit their declared model, now

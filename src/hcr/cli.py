@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true")
     _add_data_dir(ev)
 
+    ca = sub.add_parser("calibrate", help="fit a model's softmax temperature on its validation split (in place)")
+    ca.add_argument("model", help="model file (.pt) trained by hcr train")
+    ca.add_argument("--device", default="auto")
+    ca.add_argument("--no-progress", action="store_true")
+    _add_data_dir(ca)
+
     pr = sub.add_parser("predict", help="read characters from image files or folders")
     pr.add_argument("model", help="model file (.pt)")
     pr.add_argument("inputs", nargs="+", help="image files or folders")
@@ -206,6 +212,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .engine import calibrate_checkpoint
+
+    r = calibrate_checkpoint(args.model, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
+    print(f"{args.model}: temperature {r['temperature']:.3f}; validation ECE {r['val_ece_before']:.4f} -> {r['val_ece_after']:.4f}")
+    return 0
+
+
 def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
     from .data.folder import IMAGE_SUFFIXES
 
@@ -256,7 +270,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}
+COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "predict": cmd_predict}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

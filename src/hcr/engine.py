@@ -36,7 +36,7 @@ from .data import Samples, get_source, split_indices
 from .errors import HcrError
 from .labels import LabelMap, remap_indices
 from .models import channels_last, count_parameters, create_model
-from .predictor import batched_probs, resolve_device
+from .predictor import batched_logits, batched_probs, resolve_device
 from .preprocess import PreprocessSpec, preprocess_many
 
 
@@ -197,6 +197,51 @@ def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_s
     y = split.y.numpy()
     p_true = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
     return float(-np.log(p_true).mean()), float((probs.argmax(1) == y).mean()), probs
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The softmax temperature minimising the NLL on held-out data (temperature scaling,
+    Guo et al. 2017): a log-spaced search over [0.05, 20] refined once around the best."""
+
+    def nll(t: float) -> float:
+        return float(F.cross_entropy(logits / t, targets))
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
+    best = float(grid[int(np.argmin([nll(t) for t in grid]))])
+    fine = best * np.exp(np.linspace(-0.06, 0.06, 25))
+    return round(float(fine[int(np.argmin([nll(t) for t in fine]))]), 4)
+
+
+def calibrate(ckpt: Checkpoint, val: Split, device: torch.device) -> dict[str, float]:
+    """Fit ``ckpt.temperature`` on ``val``; returns the validation ECE before and after."""
+    from .metrics import calibration
+
+    model = channels_last(ckpt.build_model().to(device))
+    logits = batched_logits(model, val.x, device=device)
+    y = val.y.numpy()
+
+    def ece(t: float) -> float:
+        p = torch.softmax(logits / t, 1).numpy()
+        return float(calibration(p.max(1), p.argmax(1) == y)["ece"])
+
+    before = ece(1.0)
+    ckpt.temperature = fit_temperature(logits, val.y)
+    return {"temperature": ckpt.temperature, "val_ece_before": round(before, 5), "val_ece_after": round(ece(ckpt.temperature), 5)}
+
+
+def calibrate_checkpoint(path: str | Path, *, data_dir: str | None = None, device: str = "auto", progress: bool = True) -> dict[str, float]:
+    """Re-create a model's validation split from its recipe, fit its temperature, save in place."""
+    ckpt = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(ckpt.config)
+    if data_dir:
+        cfg.data_dir = data_dir
+    _, val, labels, _ = _train_val(cfg, ckpt.spec, progress)
+    if labels.symbols != ckpt.label_map.symbols:
+        raise HcrError(f"{path}: its recipe's data set no longer has the model's classes")
+    result = calibrate(ckpt, val, resolve_device(device))
+    ckpt.metrics.update(result)
+    save_checkpoint(ckpt, path)
+    return result
 
 
 @dataclass
@@ -365,6 +410,11 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
         if cfg.early_stopping and stale >= cfg.early_stopping:
             log(f"early stopping: no validation improvement for {stale} epochs")
             break
+    best = load_checkpoint(best_path)
+    result = calibrate(best, val, device)
+    best.metrics.update(result)
+    save_checkpoint(best, best_path)
+    log(f"calibrated on validation: temperature {result['temperature']:.3f}, ECE {result['val_ece_before']:.4f} -> {result['val_ece_after']:.4f}")
     return FitResult(best_path, last_path, history, best_acc)
 
 
@@ -411,7 +461,7 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     x, _, blank = prepare(samples, ckpt.spec, progress=progress)
     probs = np.full((len(x), len(ckpt.label_map)), 0.0, np.float32)
     if (~blank).any():
-        probs[~blank] = batched_probs(model, x[~blank], device=dev)
+        probs[~blank] = batched_probs(model, x[~blank], device=dev, temperature=ckpt.temperature)
     # a blank answer is "no character": make it count as an error in every metric
     probs[blank] = 1.0 / len(ckpt.label_map)
     rep = classification_report(targets, probs, ckpt.label_map.symbols)
@@ -427,4 +477,4 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     return rep
 
 
-__all__ = ["FitResult", "Split", "describe_split", "evaluate_checkpoint", "evaluate_split", "fit", "init_from_checkpoint", "load_split", "prepare", "seed_everything"]
+__all__ = ["FitResult", "Split", "calibrate", "calibrate_checkpoint", "fit_temperature", "describe_split", "evaluate_checkpoint", "evaluate_split", "fit", "init_from_checkpoint", "load_split", "prepare", "seed_everything"]

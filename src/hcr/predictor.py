@@ -36,20 +36,21 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 @torch.inference_mode()
-def batched_probs(model: nn.Module, inputs: np.ndarray | torch.Tensor, batch_size: int = 512, device: torch.device | None = None) -> np.ndarray:
-    """Softmax probabilities for float inputs of shape (N, H, W) or (N, 1, H, W)."""
+def batched_logits(model: nn.Module, inputs: np.ndarray | torch.Tensor, batch_size: int = 512, device: torch.device | None = None) -> torch.Tensor:
+    """Logits (N, C) on the CPU for float inputs of shape (N, H, W) or (N, 1, H, W)."""
     device = device or next(model.parameters()).device
     x = torch.as_tensor(inputs, dtype=torch.float32)
     if x.ndim == 3:
         x = x[:, None]
     model.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)
-        out.append(torch.softmax(model(xb).float(), dim=1).cpu())
-    if not out:
-        return np.zeros((0, 0), np.float32)
-    return torch.cat(out).numpy()
+    out = [model(x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def batched_probs(model: nn.Module, inputs: np.ndarray | torch.Tensor, batch_size: int = 512, device: torch.device | None = None, temperature: float = 1.0) -> np.ndarray:
+    """Softmax probabilities of ``logits / temperature`` for a batch of inputs."""
+    logits = batched_logits(model, inputs, batch_size, device)
+    return torch.softmax(logits / temperature, dim=1).numpy() if logits.numel() else np.zeros((0, 0), np.float32)
 
 
 @dataclass
@@ -82,18 +83,19 @@ class Prediction:
 class Predictor:
     """Character classifier ready for inference."""
 
-    def __init__(self, model: nn.Module, label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, device: str = "cpu", meta: dict[str, Any] | None = None) -> None:
+    def __init__(self, model: nn.Module, label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, temperature: float = 1.0, device: str = "cpu", meta: dict[str, Any] | None = None) -> None:
         self.device = resolve_device(device)
         self.model = channels_last(model.to(self.device)).eval()
         self.label_map = label_map
         self.spec = spec
         self.threshold = threshold
+        self.temperature = temperature
         self.meta = meta or {}
 
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint, **kw: Any) -> "Predictor":
         meta = {"model": ckpt.model_name, "metrics": ckpt.metrics, "config": ckpt.config, "versions": ckpt.versions}
-        return cls(ckpt.build_model(), ckpt.label_map, ckpt.spec, meta=meta, **kw)
+        return cls(ckpt.build_model(), ckpt.label_map, ckpt.spec, temperature=ckpt.temperature, meta=meta, **kw)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, threshold: float = 0.5, device: str = "cpu") -> "Predictor":
@@ -110,7 +112,7 @@ class Predictor:
     def predict_inputs(self, inputs: Sequence[Preprocessed], top_k: int = 5) -> list[Prediction]:
         """Classify already-preprocessed inputs (blank ones are answered without the network)."""
         todo = [i for i, p in enumerate(inputs) if not p.blank]
-        probs = batched_probs(self.model, np.stack([inputs[i].image for i in todo]), device=self.device) if todo else None
+        probs = batched_probs(self.model, np.stack([inputs[i].image for i in todo]), device=self.device, temperature=self.temperature) if todo else None
         out = [Prediction(None, 0.0, [], blank=True) for _ in inputs]
         for row, i in enumerate(todo):
             assert probs is not None
