@@ -426,12 +426,13 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
 def describe_split(data: str, split: str, n: int) -> str:
     """An honest name for the figures' data: official test sets vs development subsets."""
     name = data.split(":")[0]
+    emnist = {"byclass": "ByClass", "bymerge": "ByMerge", "balanced": "Balanced", "letters": "Letters", "digits": "Digits", "mnist": "MNIST"}
     if name.startswith("emnist-") and split.startswith("dev-"):
-        return f"EMNIST {name[7:].capitalize()} subset ({split}), {n:,} images — not the official EMNIST test set"
+        return f"EMNIST {emnist[name[7:]]} subset ({split}), {n:,} images — not the official EMNIST test set"
     if name == "mnist" and split == "test":
         return f"MNIST official test set, {n:,} images"
     if name.startswith("emnist-"):
-        return f"EMNIST {name[7:].capitalize()} official {split} split, {n:,} images"
+        return f"EMNIST {emnist[name[7:]]} official {split} split, {n:,} images"
     return f"{data} ({split} split), {n:,} images"
 
 
@@ -470,7 +471,7 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     credits = [c for c in (getattr(src, "citation", ""), str(ckpt.metrics.get("citation", ""))) if c]
     write_evaluation_report(
         Path(out_dir), rep, x, targets, probs, ckpt.label_map.symbols,
-        title=f"{ckpt.model_name} on {desc}", data_description=desc,
+        title=f"{ckpt.model_name} on {data} ({split})", data_description=desc,
         model_description=f"{ckpt.model_name} from {model_path} (trained on {ckpt.metrics.get('train_source', '?')})",
         credits=list(dict.fromkeys(credits)),
     )
