@@ -101,28 +101,21 @@ def _to_split(x: np.ndarray, y: np.ndarray, keep: np.ndarray) -> Split:
     return Split(torch.from_numpy(x[:, None].copy()), torch.from_numpy(y.copy()), x)
 
 
-def load_split(data: str, split: str, spec: PreprocessSpec, data_dir: str | None = None, progress: bool = True, data_options: dict[str, Any] | None = None) -> tuple[Split, LabelMap, str, int]:
-    """One split of a data set as model inputs: (split, label map, description, #blank dropped)."""
-    src = get_source(data, data_dir, **(data_options or {}))
-    samples = src.load(split)
-    x, y, blank = prepare(samples, spec, progress=progress)
-    return _to_split(x, y, ~blank), samples.label_map, samples.source, int(blank.sum())
-
-
 def _train_val(cfg: TrainConfig, spec: PreprocessSpec, progress: bool) -> tuple[Split, Split, LabelMap, dict[str, Any]]:
     src = get_source(cfg.data, cfg.data_dir, **cfg.data_options)
     train = src.load(cfg.train_split or src.default_train_split)
     if cfg.max_train_samples and len(train) > cfg.max_train_samples:
         idx = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.max_train_samples])
         train = train.subset(idx)
+    xt, yt, bt = prepare(train, spec, progress=progress)
     if cfg.val_split:
         val = src.load(cfg.val_split)
         tr_idx = np.arange(len(train))
+        xv, yv, bv = prepare(val, spec, progress=progress)
     else:
         tr_idx, va_idx = split_indices(len(train), cfg.val_fraction, cfg.seed, train.targets)
         val = train.subset(va_idx)
-    xt, yt, bt = prepare(train, spec, progress=progress)
-    xv, yv, bv = prepare(val, spec, progress=progress)
+        xv, yv, bv = xt[va_idx], yt[va_idx], bt[va_idx]
     keep_t = np.zeros(len(xt), bool)
     keep_t[tr_idx] = True
     keep_t &= ~bt
@@ -478,4 +471,4 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     return rep
 
 
-__all__ = ["FitResult", "Split", "calibrate", "calibrate_checkpoint", "fit_temperature", "describe_split", "evaluate_checkpoint", "evaluate_split", "fit", "init_from_checkpoint", "load_split", "prepare", "seed_everything"]
+__all__ = ["FitResult", "Split", "calibrate", "calibrate_checkpoint", "fit_temperature", "describe_split", "evaluate_checkpoint", "evaluate_split", "fit", "init_from_checkpoint", "prepare", "seed_everything"]
