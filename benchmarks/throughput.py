@@ -23,9 +23,8 @@ import time
 import numpy as np
 import torch
 
-from hcr.augment import AugmentConfig, Augmenter
 from hcr.config import TrainConfig
-from hcr.engine import Split, build_optimizer, train_epoch
+from hcr.engine import Split, _augmenter, build_optimizer, train_epoch
 from hcr.models import channels_last, count_parameters, create_model
 from hcr.predictor import batched_probs
 
@@ -65,7 +64,7 @@ def train_rate(model_name: str, steps: int, repeats: int = 3) -> float:
     split = Split(x, y, x[:, 0].numpy())
     model = channels_last(create_model(model_name, 10))
     opt, sched = build_optimizer(cfg, model, steps)
-    aug = Augmenter(AugmentConfig.preset("none"))
+    aug = _augmenter(cfg)  # None: no augmentation, as in the Keras reference
     dev = torch.device("cpu")
     gen, aug_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, max_steps=10)  # warm-up

@@ -176,9 +176,10 @@ def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps: int) -> torc
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-def _augmenter(cfg: TrainConfig) -> Augmenter:
+def _augmenter(cfg: TrainConfig) -> Augmenter | None:
+    """The batch augmenter of a recipe; None when it would change nothing."""
     aug = AugmentConfig.preset(cfg.augment) if isinstance(cfg.augment, str) else AugmentConfig.from_dict(cfg.augment)
-    return Augmenter(aug)
+    return None if aug == AugmentConfig.preset("none") else Augmenter(aug)
 
 
 # --------------------------------------------------------------------------- loops
@@ -262,7 +263,7 @@ def train_epoch(
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler,
     train: Split,
-    augment: Augmenter,
+    augment: Augmenter | None,
     cfg: TrainConfig,
     gen: torch.Generator,
     aug_gen: torch.Generator,
@@ -278,32 +279,36 @@ def train_epoch(
     if max_steps is not None:
         steps = min(steps, max_steps)
     order = torch.randperm(len(train.y), generator=gen)
-    tot_loss, tot_ok, seen = 0.0, 0, 0
+    # running sums stay on the device: reading them back each step would stall a GPU
+    loss_sum = torch.zeros((), device=device)
+    ok_sum = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
     bar = tqdm(range(steps), desc=desc, unit="batch", disable=not progress, leave=False, mininterval=0.5)
     for b in bar:
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
         xb = train.x[idx].to(device, non_blocking=True)
         yb = train.y[idx].to(device, non_blocking=True)
-        xb = augment(xb, aug_gen).contiguous(memory_format=torch.channels_last)
-        logits = model(xb)  # (B, n)
+        if augment is not None:
+            xb = augment(xb, aug_gen)
+        logits = model(xb.contiguous(memory_format=torch.channels_last))  # (B, n)
         loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        n = len(yb)
-        tot_loss += float(loss.detach()) * n
-        tot_ok += int((logits.detach().argmax(1) == yb).sum())
-        seen += n
+        loss_sum += loss.detach() * len(yb)
+        ok_sum += (logits.detach().argmax(1) == yb).sum()
+        seen += len(yb)
         if progress and (b % 20 == 0 or b == steps - 1):
-            bar.set_postfix(loss=f"{tot_loss / seen:.4f}", acc=f"{tot_ok / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(ok_sum) / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
     bar.close()
-    return tot_loss, tot_ok, seen
+    return float(loss_sum), int(ok_sum), seen
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused kernels: one update for all parameters instead of one per tensor
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     return opt, _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
 
 
