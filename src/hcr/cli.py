@@ -249,9 +249,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         save_dir.mkdir(parents=True, exist_ok=True)
     failed = blank = uncertain = 0
     for i, p in enumerate(preds):
-        if save_dir and p.error is None:
-            img = predictor.preprocess(files[i]).image
-            Image.fromarray(np.round(img * 255).astype(np.uint8)).save(save_dir / f"{i:04d}_{Path(str(p.file)).stem}.png")
+        if save_dir and p.input is not None:
+            Image.fromarray(np.round(p.input * 255).astype(np.uint8)).save(save_dir / f"{i:04d}_{Path(str(p.file)).stem}.png")
         failed += p.error is not None
         blank += p.blank
         uncertain += p.uncertain

@@ -66,6 +66,7 @@ class Prediction:
     box: tuple[int, int, int, int] | None = None
     file: str | None = None
     error: str | None = None
+    input: np.ndarray | None = field(default=None, repr=False)  # the exact model input (not serialised)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,12 +114,12 @@ class Predictor:
         """Classify already-preprocessed inputs (blank ones are answered without the network)."""
         todo = [i for i, p in enumerate(inputs) if not p.blank]
         probs = batched_probs(self.model, np.stack([inputs[i].image for i in todo]), device=self.device, temperature=self.temperature) if todo else None
-        out = [Prediction(None, 0.0, [], blank=True) for _ in inputs]
+        out = [Prediction(None, 0.0, [], blank=True, input=p.image) for p in inputs]
         for row, i in enumerate(todo):
             assert probs is not None
             top = self._decode(probs[row], top_k)
             label, conf = top[0]
-            out[i] = Prediction(label, conf, top, uncertain=conf < self.threshold, box=inputs[i].box)
+            out[i] = Prediction(label, conf, top, uncertain=conf < self.threshold, box=inputs[i].box, input=inputs[i].image)
         return out
 
     def predict(self, x: ImageInput | Sequence[ImageInput], top_k: int = 5) -> Prediction | list[Prediction]:
