@@ -64,11 +64,20 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 # --------------------------------------------------------------------------- models / data
 
 
-def test_models_lists_the_architectures(capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_lists_the_architectures_and_the_pretrained_models(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "models")
     assert code == 0
     assert re.search(r"^seed-cnn\s+[\d,]+ params", out, re.M)
     assert re.search(r"^hcr-cnn\s+[\d,]+ params", out, re.M)
+    # the shipped models: name, number of classes, size, description; the default marked
+    chars = re.search(r"^chars\s+62 classes \(0-9, A-Z, a-z\)\s+(\d+\.\d) MB\s+(.+)$", out, re.M)
+    digits = re.search(r"^digits\s+10 classes \(0-9\)\s+(\d+\.\d) MB\s+(.+)$", out, re.M)
+    assert chars and digits, out
+    from hcr.pretrained import get_pretrained
+
+    assert float(chars.group(1)) == pytest.approx(get_pretrained("chars").bytes / 1e6, abs=0.06)
+    assert get_pretrained("digits").description in digits.group(2)
+    assert "[default]" in chars.group(2) and "[default]" not in digits.group(2)
 
 
 def test_data_list(capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,7 +161,7 @@ def test_train_bad_recipe_is_a_one_line_error(capsys: pytest.CaptureFixture[str]
 
 
 def test_predict_json_over_the_samples(capsys: pytest.CaptureFixture[str], digits_model) -> None:  # noqa: F811
-    code, out, err = run(capsys, "predict", digits_model.best, SAMPLES, "--json")
+    code, out, err = run(capsys, "predict", "--model", digits_model.best, SAMPLES, "--json")
     assert code == 0, err
     rows = _json_lines(out)
     assert [Path(r["file"]).name for r in rows] == [p.name for p in SAMPLE_FILES]
@@ -171,7 +180,7 @@ def test_predict_json_over_the_samples(capsys: pytest.CaptureFixture[str], digit
             assert r["top_k"][0] == [r["label"], r["confidence"]]
     assert f"{len(SAMPLE_FILES)} images" in err and "0 failed" in err and "1 blank" in err
 
-    code, out, _ = run(capsys, "predict", digits_model.best, SAMPLES / "digit_3_paper.png", "--top-k", "2")
+    code, out, _ = run(capsys, "predict", "--model", digits_model.best, SAMPLES / "digit_3_paper.png", "--top-k", "2")
     assert code == 0
     assert re.match(r".*digit_3_paper\.png: \d  \d\.\d\d", out)
 
@@ -180,7 +189,7 @@ def test_predict_with_bad_files_reports_them_and_exits_1(capsys: pytest.CaptureF
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2)
     missing = tmp_path / "missing.png"
-    code, out, err = run(capsys, "predict", digits_model.best, SAMPLES, corrupt, missing, "--json")
+    code, out, err = run(capsys, "predict", "--model", digits_model.best, SAMPLES, corrupt, missing, "--json")
     assert code == 1
     rows = {Path(r["file"]).name: r for r in _json_lines(out)}
     assert len(rows) == len(SAMPLE_FILES) + 2
@@ -194,26 +203,26 @@ def test_predict_with_bad_files_reports_them_and_exits_1(capsys: pytest.CaptureF
     assert re.search(r"\b2 failed\b", err)
     assert "Traceback" not in err
 
-    code, out, err = run(capsys, "predict", digits_model.best, missing)  # plain text output
+    code, out, err = run(capsys, "predict", "--model", digits_model.best, missing)  # plain text output
     assert code == 1 and "missing.png: ERROR" in out and "1 failed" in err
 
 
 def test_predict_with_a_tampered_model_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "tampered.pt"
     bad.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)))
-    code, out, err = run(capsys, "predict", bad, SAMPLES)
+    code, out, err = run(capsys, "predict", "--model", bad, SAMPLES)
     assert code == 2
     assert out == ""
     assert "Traceback" not in err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0]
-    code, _, err = run(capsys, "predict", tmp_path / "absent.pt", SAMPLES)
+    code, _, err = run(capsys, "predict", "--model", tmp_path / "absent.pt", SAMPLES)
     assert code == 2 and "absent.pt" in err and len(err.strip().splitlines()) == 1
 
 
 def test_predict_save_input_writes_model_inputs(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
     save = tmp_path / "inputs"
-    code, _, err = run(capsys, "predict", digits_model.best, SAMPLES, "--save-input", save)
+    code, _, err = run(capsys, "predict", "--model", digits_model.best, SAMPLES, "--save-input", save)
     assert code == 0, err
     pngs = sorted(save.glob("*.png"))
     assert len(pngs) == len(SAMPLE_FILES)
@@ -232,8 +241,108 @@ def test_predict_save_input_writes_model_inputs(capsys: pytest.CaptureFixture[st
 def test_predict_no_images_found(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = run(capsys, "predict", digits_model.best, empty)
+    code, _, err = run(capsys, "predict", "--model", digits_model.best, empty)
     assert code == 2 and "no image files" in err and "Traceback" not in err
+
+
+def test_predict_help_lists_the_shipped_models(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "chars, digits" in out and "default: chars" in out
+    for flag in ("--model", "--charset", "--ignore-case", "--annotate"):
+        assert flag in out
+
+
+def test_predict_with_the_default_pretrained_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "predict", SAMPLES / "digit_3_paper.png", "--json", "--top-k", "62")
+    assert code == 0, err
+    (row,) = _json_lines(out)
+    assert row["label"] == "3" and row["confidence"] > 0.5
+    assert len(row["top_k"]) == 62  # the default model is `chars`: digits and both cases
+    assert {s for s, _ in row["top_k"]} == set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    assert "model chars" in err
+
+    code, out, err = run(capsys, "predict", SAMPLES / "digit_3_paper.png", "--model", "digits", "--json", "--top-k", "62")
+    assert code == 0, err
+    (row,) = _json_lines(out)
+    assert row["label"] == "3" and {s for s, _ in row["top_k"]} == set("0123456789")
+    assert "model digits" in err
+
+
+def test_predict_model_path_in_the_old_position_is_explained(capsys: pytest.CaptureFixture[str], digits_model) -> None:  # noqa: F811
+    code, out, err = run(capsys, "predict", digits_model.best, SAMPLES)
+    assert code == 2 and out == ""
+    assert f"--model {digits_model.best}" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "predict", "--model", "nope", SAMPLES)
+    assert code == 2 and "nope" in err and "chars" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_charset_and_ignore_case(capsys: pytest.CaptureFixture[str]) -> None:
+    digit = SAMPLES / "digit_3_paper.png"
+    code, out, err = run(capsys, "predict", digit, "--charset", "upper", "--json", "--top-k", "100")
+    assert code == 0, err
+    (row,) = _json_lines(out)
+    assert row["label"] in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    assert sorted(s for s, _ in row["top_k"]) == list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert sum(c for _, c in row["top_k"]) == pytest.approx(1.0, abs=1e-4)  # renormalised
+
+    code, out, err = run(capsys, "predict", digit, "--charset", "0123456789ABCDEF", "--json", "--top-k", "100")
+    assert code == 0, err
+    (row,) = _json_lines(out)
+    assert row["label"] == "3" and sorted(s for s, _ in row["top_k"]) == sorted("0123456789ABCDEF")
+
+    code, out, err = run(capsys, "predict", digit, "--ignore-case", "--json", "--top-k", "100")
+    assert code == 0, err
+    (row,) = _json_lines(out)
+    folded = [s.lower() for s, _ in row["top_k"]]
+    assert len(folded) == 36 and len(set(folded)) == 36  # 10 digits + 26 letters, each once
+    assert sum(c for _, c in row["top_k"]) == pytest.approx(1.0, abs=1e-4)
+
+    code, out, err = run(capsys, "predict", digit, "--charset", "letters", "--ignore-case", "--json", "--top-k", "100")
+    assert code == 0, err
+    (row,) = _json_lines(out)
+    assert sorted(s.lower() for s, _ in row["top_k"]) == list("abcdefghijklmnopqrstuvwxyz")
+
+    code, out, err = run(capsys, "predict", digit, "--model", "digits", "--charset", "01234")  # plain text
+    assert code == 0, err
+    assert re.match(r".*digit_3_paper\.png: 3  \d\.\d\d", out)
+    assert all(s in "01234" for s in re.findall(r"\b(\d) \d\.\d\d", out))
+
+
+def test_predict_bad_charset_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, words in (
+        (["--charset", "AB#"], ["'#' is not a class of this model"]),
+        (["--model", "digits", "--charset", "letters"], ["letters", "shares no class"]),
+        (["--model", "digits", "--charset", "12x"], ["'x'"]),
+        (["--charset", " "], ["empty"]),
+    ):
+        code, out, err = run(capsys, "predict", SAMPLES, *argv)
+        assert code == 2, argv
+        assert out == "" and "Traceback" not in err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hcr: error:"), err
+        for w in words:
+            assert w in lines[0], (argv, lines[0])
+
+
+def test_predict_annotate_writes_one_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "missing.png"
+    out_png = tmp_path / "sub" / "annotated.png"
+    code, out, err = run(capsys, "predict", SAMPLES, missing, "--annotate", out_png)
+    assert code == 1  # the missing file is reported (and drawn) but fails the run
+    assert out_png.is_file() and str(out_png) in err
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(out_png) as im:
+        im.load()
+        assert im.format == "PNG"
+        w, h = im.size
+        pixels = np.asarray(im.convert("L"))
+    assert w >= 6 * 96 and h >= 2 * 96  # 7 cells: six in the first row, one below
+    assert out_png.stat().st_size > 10_000
+    assert pixels.std() > 20  # thumbnails and captions, not a blank page
+    assert [p.name for p in out_png.parent.iterdir()] == ["annotated.png"]  # no temp files left
 
 
 # --------------------------------------------------------------------------- evaluate

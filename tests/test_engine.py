@@ -291,3 +291,14 @@ def test_every_recipe_loads(recipe: Path) -> None:
 def test_missing_recipe() -> None:
     with pytest.raises(HcrError, match="not found"):
         load_config(REPO / "configs" / "missing.yaml")
+
+
+def test_evaluate_only_the_classes_the_model_knows(digits_model, symbol_folder: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A digits model on a set with letters: refused by default, or scored on the digits only."""
+    data = f"folder:{symbol_folder}"
+    with pytest.raises(HcrError, match="does not know.*'X'.*known-classes-only"):
+        evaluate_checkpoint(digits_model.best, data, "all", tmp_path / "a", progress=False)
+    rep = evaluate_checkpoint(digits_model.best, data, "all", tmp_path / "b", progress=False, known_classes_only=True)
+    assert rep["num_samples"] == 60 and rep["left_out_unknown_classes"] == 30
+    assert "60 samples of classes the model knows (30 others left out)" in rep["data_description"]
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["num_samples"] == 60

@@ -134,3 +134,15 @@ def test_classification_report_rejects_bad_shapes(y: np.ndarray, probs: np.ndarr
     symbols = list(string.digits + string.ascii_uppercase + string.ascii_lowercase)
     with pytest.raises(ValueError, match=match):
         classification_report(y, probs, symbols)
+
+
+def test_lookalike_merged_accuracy() -> None:
+    from hcr.metrics import lookalike_merged_accuracy
+
+    symbols = ["0", "1", "5", "O", "S", "l", "o", "x"]
+    t = np.array([3, 5, 4, 7, 6, 0])  # O l S x o 0
+    p = np.array([0, 1, 2, 7, 3, 1])  # 0 1 5 x O 1 -> only the last is wrong (0 vs 1)
+    assert lookalike_merged_accuracy(t, p, symbols) == pytest.approx(5 / 6)
+    assert case_merged_accuracy(t, p, symbols) == pytest.approx(2 / 6)
+    assert lookalike_merged_accuracy(np.array([0]), np.array([1]), ["0", "1"]) is None  # no letters
+    assert lookalike_merged_accuracy(np.array([0]), np.array([1]), ["a", "b"]) is None  # no digits

@@ -266,3 +266,52 @@ def test_dataset_and_png_give_identical_inputs(predictor: Predictor, tmp_path: P
     from_files = predictor.predict_files(files, top_k=1)
     assert [p.label for p in from_files] == [predictor.label_map[int(i)] for i in probs.argmax(1)]
     assert np.allclose([p.confidence for p in from_files], probs.max(1), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- annotated image
+
+
+def _png_pixels(path: Path) -> np.ndarray:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as im:
+        im.load()
+        assert im.format == "PNG"
+        return np.asarray(im.convert("RGB"))
+
+
+def test_annotate_predictions_draws_every_kind_of_answer(tmp_path: Path) -> None:
+    from hcr.report import annotate_predictions
+
+    pred = Predictor.load("digits")  # the packaged model: no training needed
+    files = [SAMPLES / "digit_3_paper.png", SAMPLES / "blank_canvas.png", tmp_path / "missing.png"]
+    preds = pred.predict_files(files)
+    preds.append(pred.predict(digits_test_split()[0][0]))  # an array input: no file to show
+    preds[0].uncertain = True
+    assert preds[1].blank and preds[2].error and preds[3].file is None
+
+    out = annotate_predictions(preds, tmp_path / "a" / "annotated.png", title="test")
+    assert out == tmp_path / "a" / "annotated.png"
+    big = _png_pixels(out)
+    h, w, _ = big.shape
+    assert w >= 4 * (96 + 56) and h >= 96 + 40
+    assert big.std() > 20
+    # the captions' colours are there: orange "uncertain", red error (pure-ish channel checks)
+    r, g, b = (big[..., i].astype(int) for i in range(3))
+    assert ((r > 150) & (g < 120) & (b < 60)).sum() > 20  # red/orange text
+    assert [p.name for p in out.parent.iterdir()] == ["annotated.png"]  # atomic: no temp file left
+
+    # more inputs than columns: more rows; no model input column: narrower cells
+    tall = _png_pixels(annotate_predictions(preds * 3, tmp_path / "tall.png", ncols=4))
+    assert tall.shape[0] > h and tall.shape[1] == w
+    narrow = _png_pixels(annotate_predictions(preds, tmp_path / "narrow.png", show_input=False))
+    assert narrow.shape[1] < w
+    capped = _png_pixels(annotate_predictions(preds * 3, tmp_path / "capped.png", max_images=4))
+    assert capped.shape[:2] == (h, w)
+    assert _png_pixels(annotate_predictions([], tmp_path / "empty.png")).size > 0
+    # one cell with a long title: the image widens so the title is not cut off
+    one = _png_pixels(annotate_predictions(preds[:1], tmp_path / "one.png"))
+    titled = _png_pixels(annotate_predictions(preds[:1], tmp_path / "titled.png", title="a long title " * 6))
+    assert titled.shape[1] > one.shape[1] + 200
+    band = titled[:30].min(axis=2) < 128
+    cols = np.flatnonzero(band.any(axis=0))
+    assert cols.min() > 0 and cols.max() < titled.shape[1] - 1  # the whole title is inside the image

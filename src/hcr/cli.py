@@ -30,9 +30,22 @@ def _data_options(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _pretrained_names() -> list[str]:
+    """Names of the shipped models for help texts (empty if the manifest is unreadable:
+    the error then surfaces, as one line, when a model is actually loaded)."""
+    from .pretrained import list_pretrained
+
+    try:
+        return [m.name for m in list_pretrained()]
+    except HcrError:
+        return []
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .charset import NAMED_CHARSETS
     from .data import SOURCES
     from .models import list_models
+    from .pretrained import DEFAULT_MODEL
 
     ap = argparse.ArgumentParser(prog="hcr", description="Handwritten character recognition.")
     ap.add_argument("--version", action="version", version=f"hcr {__version__}")
@@ -58,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--out", default="preview.png", help="output PNG (default preview.png)")
     _add_data_dir(pv)
 
-    sub.add_parser("models", help="the model architectures hcr can train")
+    sub.add_parser("models", help="the shipped pretrained models and the architectures hcr can train")
 
     tr = sub.add_parser("train", help="train a model; a recipe (--config) plus overrides")
     tr.add_argument("--config", help="a YAML recipe (see configs/)")
@@ -81,9 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(tr)
 
     ev = sub.add_parser("evaluate", help="accuracy, per-class figures, confusion matrix, calibration")
-    ev.add_argument("model", help="model file (.pt)")
+    ev.add_argument("model", help="model file (.pt) or a pretrained name (chars, digits, letters)")
     ev.add_argument("--data", required=True)
     ev.add_argument("--split", help="default: the data set's held-out split")
+    ev.add_argument("--known-classes-only", action="store_true", help="leave out samples of classes the model does not have (e.g. digits model on EMNIST ByClass)")
     ev.add_argument("--out", required=True, help="report folder")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--no-progress", action="store_true")
@@ -95,13 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--no-progress", action="store_true")
     _add_data_dir(ca)
 
+    names = _pretrained_names()
     pr = sub.add_parser("predict", help="read characters from image files or folders")
-    pr.add_argument("model", help="model file (.pt)")
     pr.add_argument("inputs", nargs="+", help="image files or folders")
+    pr.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
+                    help=f"a shipped pretrained model ({', '.join(names) or 'see hcr models'}; default: {DEFAULT_MODEL}) "
+                         "or a model file (.pt) from hcr train")
+    pr.add_argument("--charset", metavar="SPEC",
+                    help=f"answer only with these characters: {', '.join(NAMED_CHARSETS)}, or the characters "
+                         "themselves, e.g. 0123456789ABCDEF (probabilities renormalised over them)")
+    pr.add_argument("--ignore-case", action="store_true",
+                    help="letters differing only by case (o/O, s/S) are one answer: probabilities summed, "
+                         "reported as the more probable one")
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--json", action="store_true", help="one JSON object per input line")
     pr.add_argument("--threshold", type=float, default=0.5, help="confidence below which answers are marked uncertain")
     pr.add_argument("--save-input", metavar="DIR", help="save the exact model input of each image as a PNG")
+    pr.add_argument("--annotate", metavar="OUT.png",
+                    help="write one image: each input's thumbnail and model input, captioned with the answer")
     pr.add_argument("--device", default="cpu")
     return ap
 
@@ -171,8 +196,22 @@ def _data_preview(src: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .charset import describe_symbols
+    from .checkpoint import load_checkpoint
     from .models import count_parameters, create_model, describe_model, list_models
+    from .pretrained import DEFAULT_MODEL, list_pretrained, pretrained_path
 
+    print("Pretrained models (hcr predict --model NAME):")
+    for m in list_pretrained():
+        try:
+            labels = load_checkpoint(pretrained_path(m.name)).label_map
+            classes = f"{len(labels):>3} classes ({describe_symbols(labels.symbols, 24)})"
+        except HcrError as e:
+            classes = f"unavailable: {str(e).splitlines()[0]}"
+        default = "  [default]" if m.name == DEFAULT_MODEL else ""
+        print(f"{m.name:10s} {classes:30s} {m.bytes / 1e6:5.1f} MB  {m.description}{default}")
+    print()
+    print("Architectures (hcr train --model NAME):")
     for name in list_models():
         n = count_parameters(create_model(name, 62))
         print(f"{name:10s} {n:>10,} params (62 classes)  {describe_model(name)}")
@@ -204,10 +243,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine import evaluate_checkpoint
 
-    rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, data_options=_data_options(args.data_opt), device=args.device, progress=not args.no_progress)
+    rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, data_options=_data_options(args.data_opt), device=args.device, progress=not args.no_progress, known_classes_only=args.known_classes_only)
     print(f"{rep['data_description']}: accuracy {rep['accuracy']:.4f}, top-{rep['top_k']} {rep['top_k_accuracy']:.4f}, "
           f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}"
-          + (f", case-merged {rep['case_merged_accuracy']:.4f}" if rep.get("case_merged_accuracy") is not None else ""))
+          + (f", case-merged {rep['case_merged_accuracy']:.4f}" if rep.get("case_merged_accuracy") is not None else "")
+          + (f", look-alikes merged {rep['lookalike_merged_accuracy']:.4f}" if rep.get("lookalike_merged_accuracy") is not None else ""))
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0
 
@@ -239,7 +279,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .predictor import Predictor
 
-    predictor = Predictor.load(args.model, threshold=args.threshold, device=args.device)
+    for item in args.inputs:  # the model used to be the first positional argument
+        if Path(item).suffix.lower() == ".pt":
+            raise HcrError(f"{item} looks like a model file, not an image: pass it as --model {item}")
+    predictor = Predictor.load(args.model, threshold=args.threshold, device=args.device, charset=args.charset, ignore_case=args.ignore_case)
     files = _expand_inputs(args.inputs)
     if not files:
         raise HcrError("no image files found in: " + ", ".join(args.inputs))
@@ -264,7 +307,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             alts = "  ".join(f"{s} {c:.2f}" for s, c in p.top_k[1:])
             flag = "  (uncertain)" if p.uncertain else ""
             print(f"{p.file}: {p.label}  {p.confidence:.2f}{flag}" + (f"   [{alts}]" if alts else ""))
-    summary = f"{len(preds)} images: {len(preds) - failed - blank} read, {blank} blank, {uncertain} uncertain, {failed} failed"
+    model_name = predictor.meta.get("pretrained") or args.model
+    if args.annotate:
+        from .report import annotate_predictions
+
+        title = f"hcr predict: model {model_name}" + (f", {predictor.answer_filter.describe()}" if predictor.answer_filter.active else "")
+        print(f"annotated: {annotate_predictions(preds, Path(args.annotate), title=title)}", file=sys.stderr)
+    summary = f"{len(preds)} images: {len(preds) - failed - blank} read, {blank} blank, {uncertain} uncertain, {failed} failed (model {model_name})"
     print(summary, file=sys.stderr)
     return 1 if failed else 0
 

@@ -434,26 +434,37 @@ def describe_split(data: str, split: str, n: int) -> str:
     return f"{data} ({split} split), {n:,} images"
 
 
-def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True) -> dict[str, Any]:
+def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, known_classes_only: bool = False) -> dict[str, Any]:
     """Evaluate a model file on a data split and write the full report into ``out_dir``.
 
     Every sample counts: images the preprocessing finds blank are answered "no character"
-    (an error), as ``hcr predict`` would answer them.
+    (an error), as ``hcr predict`` would answer them. With ``known_classes_only`` the samples
+    of classes the model does not have are left out (e.g. a digits model on the digits of
+    EMNIST ByClass), and the report says how many.
     """
     from .metrics import classification_report
     from .report import write_evaluation_report
 
-    ckpt = load_checkpoint(model_path)
+    from .pretrained import resolve_model
+
+    ckpt = load_checkpoint(resolve_model(model_path))
     dev = resolve_device(device)
     model = channels_last(ckpt.build_model().to(dev))
     src = get_source(data, data_dir, **(data_options or {}))
     split = split or src.default_val_split or src.splits[-1]
     samples = src.load(split)
+    n_all, dropped = len(samples), 0
     if list(samples.label_map.symbols) != list(ckpt.label_map.symbols):
         mapping = np.array(remap_indices(samples.label_map, ckpt.label_map))
+        if known_classes_only:
+            known = np.flatnonzero(mapping[samples.targets] >= 0)
+            if len(known) == 0:
+                raise HcrError(f"{data} ({split}) has no sample of a class the model knows")
+            dropped = len(samples) - len(known)
+            samples = samples.subset(known)
         if (mapping[np.unique(samples.targets)] < 0).any():
             missing = [samples.label_map[int(t)] for t in np.unique(samples.targets) if mapping[t] < 0]
-            raise HcrError(f"{data} has classes the model does not know: {missing[:10]}")
+            raise HcrError(f"{data} has classes the model does not know: {missing[:10]} (evaluate on the known ones with --known-classes-only)")
         targets = mapping[samples.targets]
     else:
         targets = samples.targets
@@ -464,8 +475,10 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     # a blank answer is "no character": make it count as an error in every metric
     probs[blank] = 1.0 / len(ckpt.label_map)
     rep = classification_report(targets, probs, ckpt.label_map.symbols)
-    desc = describe_split(data, split, len(x))
-    rep.update({"data": data, "split": split, "data_description": desc, "blank_inputs": int(blank.sum()), "model_file": str(model_path), "model": ckpt.model_name})
+    desc = describe_split(data, split, n_all)
+    if dropped:
+        desc += f"; only the {len(x):,} samples of classes the model knows ({dropped:,} others left out)"
+    rep.update({"data": data, "split": split, "data_description": desc, "blank_inputs": int(blank.sum()), "left_out_unknown_classes": dropped, "model_file": str(model_path), "model": ckpt.model_name})
     credits = [c for c in (getattr(src, "citation", ""), str(ckpt.metrics.get("citation", ""))) if c]
     write_evaluation_report(
         Path(out_dir), rep, x, targets, probs, ckpt.label_map.symbols,

@@ -7,7 +7,7 @@ plain Python (JSON-serialisable).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,10 @@ from numpy.typing import NDArray
 __all__ = [
     "calibration",
     "case_merged_accuracy",
+    "lookalike_merged_accuracy",
+    "merged_accuracy",
+    "LOOKALIKE_GROUPS",
+    "lookalike_key",
     "cer",
     "classification_report",
     "confusion_matrix",
@@ -157,17 +161,44 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -
     return {"ece": ece, "bins": bins}
 
 
-def case_merged_accuracy(y_true: np.ndarray, y_pred: np.ndarray, symbols: Sequence[str]) -> float | None:
-    """Accuracy counting a prediction right when the symbols match after ``.lower()``; None without letters."""
-    if not any(s.isalpha() for s in symbols):
-        return None
+# Look-alike groups: shapes that are often identical when written alone (EMNIST ByClass).
+LOOKALIKE_GROUPS: tuple[str, ...] = ("Oo0", "Il1", "Ss5", "Zz2")
+
+
+def merged_accuracy(y_true: np.ndarray, y_pred: np.ndarray, symbols: Sequence[str], key: Callable[[str], str]) -> float:
+    """Accuracy counting a prediction right when ``key(truth) == key(prediction)``."""
     t = _labels(y_true, len(symbols), "y_true")
     p = _labels(y_pred, len(symbols), "y_pred")
     if len(t) != len(p) or len(t) == 0:
         raise ValueError(f"need equally many labels and predictions (> 0), got {len(t)} and {len(p)}")
-    _, group = np.unique([s.lower() for s in symbols], return_inverse=True)
+    _, group = np.unique([key(s) for s in symbols], return_inverse=True)
     group = np.asarray(group).ravel()
     return float(np.mean(group[t] == group[p]))
+
+
+def case_merged_accuracy(y_true: np.ndarray, y_pred: np.ndarray, symbols: Sequence[str]) -> float | None:
+    """Accuracy counting a prediction right when the symbols match after ``.lower()``; None without letters."""
+    if not any(s.isalpha() for s in symbols):
+        return None
+    return merged_accuracy(y_true, y_pred, symbols, str.lower)
+
+
+def lookalike_key(symbol: str, groups: Sequence[str] = LOOKALIKE_GROUPS) -> str:
+    """The group a symbol falls in: its look-alike group, else its lower-case form."""
+    for g in groups:
+        if symbol in g:
+            return g
+    return symbol.lower()
+
+
+def lookalike_merged_accuracy(y_true: np.ndarray, y_pred: np.ndarray, symbols: Sequence[str]) -> float | None:
+    """Case-merged accuracy that also merges the look-alike groups O/o/0, I/l/1, S/s/5, Z/z/2.
+
+    None unless the label set has both digits and letters (only then can they be confused).
+    """
+    if not (any(s.isalpha() for s in symbols) and any(s.isdigit() for s in symbols)):
+        return None
+    return merged_accuracy(y_true, y_pred, symbols, lookalike_key)
 
 
 def levenshtein(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -218,6 +249,7 @@ def classification_report(
         "top_k_accuracy": top_k_accuracy(y, p, k),
         "macro_f1": float(prf["f1"][present].mean()),
         "case_merged_accuracy": case_merged_accuracy(y, pred, symbols),
+        "lookalike_merged_accuracy": lookalike_merged_accuracy(y, pred, symbols),
         "per_class": [
             {
                 "symbol": s,

@@ -1,9 +1,12 @@
 """Prediction: a model file in, labels with confidences out.
 
-``Predictor.load(path)`` reads the checkpoint, builds the network and takes the
-preprocessing spec and label map from the same file, so prediction can never disagree
-with training. Inputs go through :func:`hcr.preprocess.preprocess`; decoding (softmax,
-top-k, rejection of blank or uncertain inputs) happens here, outside the network.
+``Predictor.load(model)`` takes a shipped pretrained model by name (``chars``, the default,
+``digits``, ``letters``; see :mod:`hcr.pretrained`) or a model file, builds the network and
+takes the preprocessing spec and label map from the same file, so prediction can never
+disagree with training. Inputs go through :func:`hcr.preprocess.preprocess`; decoding
+(softmax with the file's temperature, an optional charset and case merging from
+:mod:`hcr.charset`, top-k, rejection of blank or uncertain inputs) happens here, outside
+the network.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .charset import AnswerFilter
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import HcrError
 from .labels import LabelMap
@@ -82,9 +86,18 @@ class Prediction:
 
 
 class Predictor:
-    """Character classifier ready for inference."""
+    """Character classifier ready for inference.
 
-    def __init__(self, model: nn.Module, label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, temperature: float = 1.0, device: str = "cpu", meta: dict[str, Any] | None = None) -> None:
+    ``charset`` (see :func:`hcr.charset.parse_charset`: ``digits``, ``upper``, ``lower``,
+    ``letters``, ``alnum`` or the allowed characters, e.g. ``"0123456789ABCDEF"``) limits the
+    answers to those classes, renormalising their probabilities; ``ignore_case`` makes
+    letters that differ only by case one answer (probabilities summed, reported as the
+    more probable member). Both are checked here, so a bad charset fails at construction
+    with an :class:`~hcr.errors.HcrError` naming the problem.
+    """
+
+    def __init__(self, model: nn.Module, label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, temperature: float = 1.0, device: str = "cpu", meta: dict[str, Any] | None = None, charset: str | None = None, ignore_case: bool = False) -> None:
+        self.answer_filter = AnswerFilter(label_map, charset, ignore_case=ignore_case)
         self.device = resolve_device(device)
         self.model = channels_last(model.to(self.device)).eval()
         self.label_map = label_map
@@ -93,31 +106,44 @@ class Predictor:
         self.temperature = temperature
         self.meta = meta or {}
 
+    @property
+    def charset(self) -> str | None:
+        """The charset spec in force (None: every class)."""
+        return self.answer_filter.charset.spec if self.answer_filter.charset else None
+
+    @property
+    def ignore_case(self) -> bool:
+        return self.answer_filter.ignore_case
+
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint, **kw: Any) -> "Predictor":
-        meta = {"model": ckpt.model_name, "metrics": ckpt.metrics, "config": ckpt.config, "versions": ckpt.versions}
+        meta = {"model": ckpt.model_name, "metrics": ckpt.metrics, "config": ckpt.config, "versions": ckpt.versions, "source": ckpt.source}
         return cls(ckpt.build_model(), ckpt.label_map, ckpt.spec, temperature=ckpt.temperature, meta=meta, **kw)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, threshold: float = 0.5, device: str = "cpu") -> "Predictor":
-        return cls.from_checkpoint(load_checkpoint(path), threshold=threshold, device=device)
+    def load(cls, model: str | os.PathLike[str] | None = None, *, threshold: float = 0.5, device: str = "cpu", charset: str | None = None, ignore_case: bool = False) -> "Predictor":
+        """Load a pretrained model by name (``chars``, ``digits``, ``letters``; None: the
+        default, ``chars``) or a model file written by ``hcr train``."""
+        from .pretrained import is_pretrained_name, resolve_model
+
+        pred = cls.from_checkpoint(load_checkpoint(resolve_model(model)), threshold=threshold, device=device, charset=charset, ignore_case=ignore_case)
+        if model is None or is_pretrained_name(model):
+            from .pretrained import DEFAULT_MODEL
+
+            pred.meta["pretrained"] = DEFAULT_MODEL if model is None else str(model)
+        return pred
 
     def preprocess(self, x: ImageInput, *, stages: bool = False, name: str | None = None) -> Preprocessed:
         return preprocess(x, self.spec, stages=stages, name=name)
 
-    def _decode(self, probs: np.ndarray, top_k: int) -> list[tuple[str, float]]:
-        k = max(1, min(top_k, len(probs)))
-        order = np.argsort(-probs, kind="stable")[:k]
-        return [(self.label_map[int(i)], float(probs[i])) for i in order]
-
     def predict_inputs(self, inputs: Sequence[Preprocessed], top_k: int = 5) -> list[Prediction]:
         """Classify already-preprocessed inputs (blank ones are answered without the network)."""
         todo = [i for i, p in enumerate(inputs) if not p.blank]
-        probs = batched_probs(self.model, np.stack([inputs[i].image for i in todo]), device=self.device, temperature=self.temperature) if todo else None
         out = [Prediction(None, 0.0, [], blank=True, input=p.image) for p in inputs]
-        for row, i in enumerate(todo):
-            assert probs is not None
-            top = self._decode(probs[row], top_k)
+        if not todo:
+            return out
+        probs = batched_probs(self.model, np.stack([inputs[i].image for i in todo]), device=self.device, temperature=self.temperature)
+        for i, top in zip(todo, self.answer_filter.decode(probs, top_k)):
             label, conf = top[0]
             out[i] = Prediction(label, conf, top, uncertain=conf < self.threshold, box=inputs[i].box, input=inputs[i].image)
         return out
