@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is pinned to 2.13.0 in pyproject.toml (a CPU build is picked up by that exact pin)
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo train-demo test install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,17 +17,24 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 
-# Train the baseline CNN briefly on the embedded digits (no download), evaluate it on the
-# held-out digits, then read the bundled sample images.
+# Read the bundled sample images (photos, scans, canvas drawings, a scribble, empty
+# images) with the shipped default model: no training, no download. Prints the answers and
+# writes an annotated contact sheet.
 demo: install
-	$(BIN)/hcr train --config configs/demo.yaml --out runs/demo --no-progress
-	$(BIN)/hcr evaluate runs/demo/best.pt --data digits --split test --out runs/demo/eval --no-progress
-	$(BIN)/hcr predict runs/demo/best.pt samples/ --save-input runs/demo/inputs
+	$(BIN)/hcr predict samples/ --annotate runs/demo/annotated.png
+
+# Train the baseline CNN briefly on the embedded digits (no download), evaluate it on the
+# held-out digits, then read the bundled samples with it.
+train-demo: install
+	$(BIN)/hcr train --config configs/demo.yaml --out runs/train-demo --no-progress
+	$(BIN)/hcr evaluate runs/train-demo/best.pt --data digits --split test --out runs/train-demo/eval --no-progress
+	$(BIN)/hcr predict --model runs/train-demo/best.pt samples/digit_* --save-input runs/train-demo/inputs
 
 test: install-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install
+	$(BIN)/python benchmarks/latency.py
 	$(BIN)/python benchmarks/throughput.py
 
 clean:

@@ -1,10 +1,15 @@
 """Regenerate the bundled sample images (run from the repository root).
 
-They are real handwritten digits from the *test* split of the embedded data set
-(scikit-learn's copy of the UCI "Optical Recognition of Handwritten Digits", E. Alpaydin
-and C. Kaynak, 1998), never used for training by ``configs/demo.yaml``, rendered the way
-users' images arrive: ink on paper, chalk on a board, a transparent canvas drawing, an
-unevenly lit JPEG photo, a large off-centre scan, and an empty canvas.
+1. ``digit_*``: real handwritten digits from the *test* split of the embedded data set
+   (scikit-learn's copy of the UCI "Optical Recognition of Handwritten Digits", E. Alpaydin
+   and C. Kaynak, 1998), rendered by hand-written code below: ink on paper, chalk on a board,
+   a transparent canvas drawing, an unevenly lit JPEG photo, a large off-centre scan, and an
+   empty canvas.
+2. ``char_*``: real handwritten characters from the EMNIST ByClass development subset's
+   held-out split (dev-val, never used for training), one seeded random pick per listed
+   class (not chosen by what a model answers), rendered by :mod:`hcr.render` as users
+   submit them; plus images with no character (``none_*``). Needs the data
+   (``HCR_DATA_DIR`` pointing at a folder with ``emnist/``); skipped otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from hcr.data import get_source
 from hcr.data.digits import DigitsSource
+from hcr.errors import DataError
+from hcr.render import render, render_negative
 
 OUT = Path(__file__).resolve().parent
 
@@ -60,6 +68,35 @@ def main() -> None:
     Image.fromarray(np.clip(250 - 230 * ink, 0, 255).astype(np.uint8)).save(OUT / "digit_9_scan.png")
     # 6. an empty canvas: must read as "no character"
     Image.fromarray(np.zeros((200, 200, 4), np.uint8), "RGBA").save(OUT / "blank_canvas.png")
+    emnist_samples()
+
+
+#: (class, style) of the EMNIST samples: letters and digits outside the look-alike groups
+#: (O/o/0, I/l/1, S/s/5, Z/z/2), whose case is visible from the shape alone.
+CHARS = [("A", "paper-photo"), ("g", "canvas-png"), ("R", "blue-pen-scan"), ("7", "jpeg-photo"),
+         ("k", "chalkboard"), ("E", "small-in-large"), ("4", "canvas-png"), ("h", "paper-photo")]
+NONE = [("scribble", "scribble"), ("photo_no_writing", "blank-paper-photo")]
+
+
+def _save(img: Image.Image, stem: str) -> None:
+    if img.mode == "RGBA":
+        img.save(OUT / f"{stem}.png", optimize=True)
+    else:
+        img.convert("RGB").save(OUT / f"{stem}.jpg", quality=85)
+
+
+def emnist_samples() -> None:
+    try:
+        val = get_source("emnist-byclass").load("dev-val")
+    except DataError as e:
+        print(f"EMNIST samples skipped: {e}")
+        return
+    rng = np.random.default_rng(2026)
+    for symbol, style in CHARS:
+        i = int(rng.choice(np.flatnonzero(val.targets == val.label_map.index(symbol))))
+        _save(render(val.images[i], style, rng), f"char_{symbol}_{style}")
+    for name, kind in NONE:
+        _save(render_negative(kind, rng), f"none_{name}")
 
 
 if __name__ == "__main__":

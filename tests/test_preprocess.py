@@ -307,6 +307,42 @@ def test_polarity_on_grey_paper(glyph: np.ndarray, paper: int, ink: int) -> None
     assert best_iou > 0.9
 
 
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_polarity_of_a_small_character_on_a_large_unevenly_lit_photo(glyph: np.ndarray, dark_ink: bool) -> None:
+    """A 50 px character covers ~0.3% of a 900x700 photo: whole-image extremes are lighting,
+    yet the ink is still found on the right side of the paper."""
+    h, w = 700, 900
+    light = np.tile(np.linspace(235, 150, w, dtype=np.float32), (h, 1))
+    if not dark_ink:
+        light = 255 - light  # a board: darker than the ink, lit unevenly
+    img = light.copy()
+    ink = cv2.resize(glyph, (50, 50), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    y, x = 480, 130
+    img[y : y + 50, x : x + 50] += (-110 if dark_ink else 110) * ink
+    img = np.clip(img + np.random.default_rng(3).normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    p = preprocess(img)
+    assert p.inverted == dark_ink and not p.blank
+    assert p.box is not None  # the ink found lies where the character was drawn
+    bx, by, bw, bh = p.box
+    assert x <= bx and bx + bw <= x + 50 and y <= by and by + bh <= y + 50 and bw * bh > 400, p.box
+    assert iou(p.image, preprocess(glyph).image) > 0.6
+
+
+def test_noise_floor_follows_the_paper_noise_on_flat_paper(glyph: np.ndarray) -> None:
+    """On an even but noisy sheet the noise floor must come from the noise, not default to
+    a constant: otherwise thousands of noise pixels outnumber a small glyph's ink and the
+    image is called blank (or the noise joins the mask)."""
+    rng = np.random.default_rng(5)
+    img = np.full((1500, 1500), 200.0, np.float32)
+    ink = cv2.resize(glyph, (50, 50), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+    img[700:750, 300:350] -= 150 * ink
+    img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    p = preprocess(img, stages=True)
+    assert not p.blank
+    mask = p.stages["mask"] > 0
+    assert mask[700:750, 300:350].sum() == mask.sum() > 100
+
+
 def test_opaque_card_with_transparent_margin(glyph: np.ndarray) -> None:
     """A white opaque card holding a dark glyph, with a transparent margin around it (a
     cut-out or rounded-corner PNG): the glyph is the ink, not the card."""

@@ -34,6 +34,11 @@ class TrainConfig:
     schedule: str = "onecycle"  # onecycle | cosine | constant
     label_smoothing: float = 0.1
     augment: str | dict[str, Any] = "default"  # preset name or AugmentConfig fields
+    render_fraction: float = 0.0  # share of training inputs drawn as photo-like renderings (hcr.synthetic)
+    render_pool: int = 0  # how many training images get a rendered copy (seeded subset; 0 = all)
+    outliers: float = 0.0  # doodles per batch, as a share of the batch size, trained towards "no class"
+    outlier_weight: float = 0.5  # weight of the outliers' loss (cross-entropy to the uniform distribution)
+    outlier_pool: int = 8000  # how many distinct doodles are made
     early_stopping: int = 0  # patience in epochs without validation improvement; 0 = off
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -63,6 +68,11 @@ class TrainConfig:
             raise HcrError(f"optimizer must be adamw or adam, got {self.optimizer!r}")
         if self.schedule not in ("onecycle", "cosine", "constant"):
             raise HcrError(f"schedule must be onecycle, cosine or constant, got {self.schedule!r}")
+        for name in ("render_fraction", "outliers"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise HcrError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.outlier_weight < 0 or self.render_pool < 0 or self.outlier_pool < 1:
+            raise HcrError("outlier_weight and render_pool must be >= 0 and outlier_pool >= 1")
         if not 0.0 < self.val_fraction < 1.0:
             raise HcrError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 

@@ -94,6 +94,33 @@ class Split:
     x: torch.Tensor  # (N,1,S,S) float32
     y: torch.Tensor  # (N,) int64
     images: np.ndarray  # (N,S,S) float32, for galleries
+    alt: torch.Tensor | None = None  # (N,1,S,S) photo-like rendered copies (training only)
+    has_alt: torch.Tensor | None = None  # (N,) bool: which rows of ``alt`` hold a copy
+
+
+def _add_synthetic(cfg: TrainConfig, spec: PreprocessSpec, train: Split, log: Callable[[str], None]) -> torch.Tensor | None:
+    """Attach rendered copies to ``train`` and return the outlier inputs, as ``cfg`` asks."""
+    from .synthetic import outlier_inputs, rendered_copies
+
+    if cfg.render_fraction > 0:
+        n = len(train.y)
+        pick = np.arange(n)
+        if cfg.render_pool and cfg.render_pool < n:
+            pick = np.sort(np.random.default_rng(cfg.seed).permutation(n)[: cfg.render_pool])
+        t0 = time.perf_counter()
+        copies, ok = rendered_copies(train.images[pick], spec, seed=cfg.seed)
+        alt = np.zeros_like(train.images)
+        alt[pick] = copies
+        has = np.zeros(n, bool)
+        has[pick] = ok
+        train.alt, train.has_alt = torch.from_numpy(alt[:, None]), torch.from_numpy(has)
+        log(f"rendered copies: {int(has.sum()):,} training images ({time.perf_counter() - t0:.0f} s); {cfg.render_fraction:.0%} of inputs drawn from them")
+    if cfg.outliers > 0:
+        t0 = time.perf_counter()
+        out = outlier_inputs(cfg.outlier_pool, spec, seed=cfg.seed)
+        log(f"outliers: {len(out):,} doodles ({time.perf_counter() - t0:.0f} s), {round(cfg.outliers * cfg.batch_size)} per batch")
+        return torch.from_numpy(out[:, None].copy())
+    return None
 
 
 def _to_split(x: np.ndarray, y: np.ndarray, keep: np.ndarray) -> Split:
@@ -272,13 +299,20 @@ def train_epoch(
     desc: str = "train",
     progress: bool = True,
     max_steps: int | None = None,
+    outliers: torch.Tensor | None = None,
 ) -> tuple[float, int, int]:
-    """One pass over ``train`` in a seeded order: (summed loss, correct, images seen)."""
+    """One pass over ``train`` in a seeded order: (summed loss, correct, images seen).
+
+    With rendered copies on ``train`` (``cfg.render_fraction``), each drawn input is swapped
+    for its copy with that probability; with ``outliers``, ``cfg.outliers * batch_size``
+    doodles join each batch and are trained towards the uniform distribution.
+    """
     model.train()
     steps = math.ceil(len(train.y) / cfg.batch_size)
     if max_steps is not None:
         steps = min(steps, max_steps)
     order = torch.randperm(len(train.y), generator=gen)
+    n_out = round(cfg.outliers * cfg.batch_size) if outliers is not None and len(outliers) else 0
     # running sums stay on the device: reading them back each step would stall a GPU
     loss_sum = torch.zeros((), device=device)
     ok_sum = torch.zeros((), dtype=torch.int64, device=device)
@@ -286,12 +320,23 @@ def train_epoch(
     bar = tqdm(range(steps), desc=desc, unit="batch", disable=not progress, leave=False, mininterval=0.5)
     for b in bar:
         idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        xb = train.x[idx].to(device, non_blocking=True)
+        xb = train.x[idx]
+        if train.alt is not None and train.has_alt is not None and cfg.render_fraction > 0:
+            swap = train.has_alt[idx] & (torch.rand(len(idx), generator=gen) < cfg.render_fraction)
+            xb = torch.where(swap[:, None, None, None], train.alt[idx], xb)
+        if n_out:
+            assert outliers is not None
+            xb = torch.cat([xb, outliers[torch.randint(len(outliers), (n_out,), generator=gen)]])
+        xb = xb.to(device, non_blocking=True)
         yb = train.y[idx].to(device, non_blocking=True)
         if augment is not None:
             xb = augment(xb, aug_gen)
-        logits = model(xb.contiguous(memory_format=torch.channels_last))  # (B, n)
+        logits = model(xb.contiguous(memory_format=torch.channels_last))  # (B + outliers, n)
+        if n_out:
+            logits, out_logits = logits[: len(yb)], logits[len(yb) :]
         loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        if n_out:  # outlier exposure: cross-entropy to the uniform distribution
+            loss = loss + cfg.outlier_weight * (-F.log_softmax(out_logits, dim=1).mean(dim=1)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -338,6 +383,7 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     train, val, labels, info = _train_val(cfg, spec, progress)
     if len(train.y) == 0:
         raise HcrError(f"{cfg.data}: no training samples")
+    outliers = _add_synthetic(cfg, spec, train, log)
     model = create_model(cfg.model, len(labels), **cfg.model_kwargs)
     if base is not None:
         carried = init_from_checkpoint(model, base, labels)
@@ -368,7 +414,7 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
-        tot_loss, tot_ok, seen = train_epoch(model, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress)
+        tot_loss, tot_ok, seen = train_epoch(model, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress, outliers=outliers)
         train_time = time.perf_counter() - t0
         val_loss, val_acc, _ = evaluate_split(model, val, device)
         row = {

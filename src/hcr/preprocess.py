@@ -5,8 +5,8 @@
 so that transparent canvas drawings keep their strokes. ``preprocess`` then turns that grey
 image into the exact array the model was trained on, following the MNIST procedure:
 
-1. polarity: ink is made bright on a dark background (decided from the border, where
-   paper is);
+1. polarity: ink is made bright on a dark background (decided by which way pixels stand
+   out from a local estimate of the paper);
 2. background: uneven lighting is flattened (a morphological estimate of the paper) only
    when the border shows it, so clean images are left bit-for-bit alone;
 3. ink mask: Otsu threshold on the flattened image, tiny specks removed; too little
@@ -231,16 +231,45 @@ def _border(grey: np.ndarray) -> np.ndarray:
     return np.concatenate([grey[:t].ravel(), grey[-t:].ravel(), grey[:, :t].ravel(), grey[:, -t:].ravel()])
 
 
+#: The polarity decision runs on a copy at most this many pixels on a side.
+_POLARITY_SIDE = 256
+
+
 def _needs_inversion(grey: np.ndarray, polarity: str) -> bool:
     if polarity == "dark-on-light":
         return True
     if polarity == "light-on-dark":
         return False
-    # The paper is what the border mostly shows; the ink lies on the side of it with
-    # more room: far below a mid-grey paper means dark ink, far above means light ink.
-    bg = float(np.median(_border(grey)))
-    lo, hi = np.percentile(grey, [0.5, 99.5])
-    return bool(bg - lo >= hi - bg)
+    # Ink is what stands out from the paper *around it*: compare each pixel with a local
+    # paper estimate (a median, which does not care which way the ink goes) and weigh how
+    # much lies beyond the noise floor on the dark side and on the light side. Whole-image
+    # percentiles would miss a small character on a large, unevenly lit photo, where the
+    # extremes are lighting rather than ink.
+    small = grey
+    if max(grey.shape) > _POLARITY_SIDE:
+        f = _POLARITY_SIDE / max(grey.shape)
+        small = cv2.resize(grey, (max(1, round(grey.shape[1] * f)), max(1, round(grey.shape[0] * f))), interpolation=cv2.INTER_AREA)
+    if min(small.shape) >= 48:
+        k = (min(small.shape) // 4) | 1
+        paper: np.ndarray | float = cv2.medianBlur(small, k).astype(np.float32)
+    else:  # too small for a local estimate: the border is the paper
+        paper = float(np.median(_border(small)))
+    dev = small.astype(np.float32) - paper
+    floor = max(4.0 * _noise_sigma(dev), 8.0)
+    dark = float(np.clip(-dev - floor, 0, None).sum())
+    light = float(np.clip(dev - floor, 0, None).sum())
+    if dark == light:  # nothing stands out (blank): the old rule, tails around the border
+        bg = float(np.median(_border(grey)))
+        lo, hi = np.percentile(grey, [0.5, 99.5])
+        return bool(bg - lo >= hi - bg)
+    return dark > light
+
+
+def _noise_sigma(dev: np.ndarray) -> float:
+    """Noise level of the paper: a robust spread (MAD) of the border's deviations from the
+    paper estimate, taken before any clipping so that a flat paper still shows its noise."""
+    border = _border(dev)
+    return 1.4826 * float(np.median(np.abs(border - np.median(border))))
 
 
 def _background(ink_bright: np.ndarray) -> np.ndarray | float:
@@ -266,7 +295,7 @@ def _background(ink_bright: np.ndarray) -> np.ndarray | float:
     return bg.astype(np.float32)
 
 
-def _ink_mask(signal: np.ndarray, spec: PreprocessSpec) -> np.ndarray | None:
+def _ink_mask(signal: np.ndarray, spec: PreprocessSpec, sigma: float) -> np.ndarray | None:
     """Binary ink mask of a background-subtracted image, or None when it is blank.
 
     Every statistic is taken over the ink candidates only, never over the paper, so the
@@ -274,8 +303,6 @@ def _ink_mask(signal: np.ndarray, spec: PreprocessSpec) -> np.ndarray | None:
     from the border, candidates lie above it, and strokes are the candidates brighter
     than a fixed share of the ink's own peak.
     """
-    border = _border(signal)
-    sigma = 1.4826 * float(np.median(np.abs(border - np.median(border))))
     floor = max(4.0 * sigma, 8.0)
     cand = signal > floor
     if int(cand.sum()) < spec.min_ink_pixels:
@@ -345,8 +372,9 @@ def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages:
     inverted = _needs_inversion(grey, spec.polarity)
     ink = (255 - grey) if inverted else grey
     bg = _background(ink)
-    signal = np.clip(ink.astype(np.float32) - bg, 0, None)
-    mask = _ink_mask(signal, spec)
+    diff = ink.astype(np.float32) - bg
+    signal = np.clip(diff, 0, None)
+    mask = _ink_mask(signal, spec, _noise_sigma(diff))
     if stages:
         st["ink_bright"] = ink
         st["flattened"] = np.clip(signal, 0, 255).astype(np.uint8)
