@@ -253,7 +253,11 @@ class AnswerFilter:
     def answers(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, member)``, both ``(N, G)``: each answer's probability (restricted, then
         summed over its case group) and the class index that names it in that row."""
-        scores, member = merge_case(self.restrict(probs), self.groups)
+        restricted = self.restrict(probs)
+        if not self.ignore_case:  # one class per answer: no merging to do
+            cols = np.array([g[0] for g in self.groups], np.int64)
+            return restricted[:, cols], np.broadcast_to(cols, (restricted.shape[0], len(cols)))
+        scores, member = merge_case(restricted, self.groups)
         return scores, np.where(self._named >= 0, self._named, member)
 
     def decode(self, probs: np.ndarray, top_k: int = 5) -> list[list[tuple[str, float]]]:

@@ -37,7 +37,7 @@ class TrainConfig:
     render_fraction: float = 0.0  # share of training inputs drawn as photo-like renderings (hcr.synthetic)
     render_pool: int = 0  # how many training images get a rendered copy (seeded subset; 0 = all)
     outliers: float = 0.0  # doodles per batch, as a share of the batch size, trained towards "no class"
-    outlier_weight: float = 0.5  # weight of the outliers' loss (cross-entropy to the uniform distribution)
+    outlier_weight: float = 0.5  # weight of the outliers' loss (KL divergence from the uniform distribution)
     outlier_pool: int = 8000  # how many distinct doodles are made
     early_stopping: int = 0  # patience in epochs without validation improvement; 0 = off
     seed: int = 0

@@ -335,8 +335,9 @@ def train_epoch(
         if n_out:
             logits, out_logits = logits[: len(yb)], logits[len(yb) :]
         loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-        if n_out:  # outlier exposure: cross-entropy to the uniform distribution
-            loss = loss + cfg.outlier_weight * (-F.log_softmax(out_logits, dim=1).mean(dim=1)).mean()
+        if n_out:  # outlier exposure: KL divergence from the uniform distribution (0 when uniform)
+            kl = -F.log_softmax(out_logits, dim=1).mean(dim=1) - math.log(out_logits.shape[1])
+            loss = loss + cfg.outlier_weight * kl.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -57,7 +57,7 @@ def _load_or_make(path: Path, make: Callable[[], dict[str, np.ndarray]]) -> dict
     arrays = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds poorly
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(buf.getvalue())
     tmp.replace(path)

@@ -1,0 +1,115 @@
+"""Pretrained models shipped inside the package, loadable by name.
+
+``manifest.json`` (next to this file) lists each model: its file, SHA-256 and size, the
+recipe that trained it and its model card. A name resolves to the packaged file only after
+the file's checksum matches the manifest, so a damaged or swapped file is reported by name
+instead of answering with someone else's weights. Anything that is not a registered name is
+treated as a path to a model file.
+
+``tools/package_model.py`` copies a trained checkpoint here and updates the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ModelFileError, UnknownNameError
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE / "manifest.json"
+DEFAULT_MODEL = "chars"
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    name: str
+    file: str  # file name inside this package folder
+    sha256: str
+    bytes: int
+    description: str
+    config: str  # the committed recipe that trains it (path from the project root)
+    card: str  # model card (Markdown) file name inside this package folder
+
+    @property
+    def path(self) -> Path:
+        return HERE / self.file
+
+    @property
+    def card_path(self) -> Path:
+        return HERE / self.card
+
+
+@lru_cache(maxsize=1)
+def _manifest() -> dict[str, PretrainedModel]:
+    try:
+        raw = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{MANIFEST}: the pretrained model manifest cannot be read ({e}); reinstall hcr") from None
+    return {m["name"]: PretrainedModel(**m) for m in raw["models"]}
+
+
+def list_pretrained() -> list[PretrainedModel]:
+    """The shipped models, default first."""
+    models = _manifest()
+    return sorted(models.values(), key=lambda m: (m.name != DEFAULT_MODEL, m.name))
+
+
+def get_pretrained(name: str) -> PretrainedModel:
+    models = _manifest()
+    if name not in models:
+        raise UnknownNameError("pretrained model", name, sorted(models))
+    return models[name]
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _verified(name: str, mtime_ns: int, size: int) -> Path:
+    m = get_pretrained(name)
+    if size != m.bytes or sha256_file(m.path) != m.sha256:
+        raise ModelFileError(
+            f"pretrained model {name!r} ({m.path}) does not match its recorded checksum: the file is damaged "
+            f"or was replaced; reinstall hcr, or retrain it with `hcr train --config {m.config}`"
+        )
+    return m.path
+
+
+def pretrained_path(name: str) -> Path:
+    """Path of a shipped model after checking it against the manifest."""
+    m = get_pretrained(name)
+    try:
+        st = m.path.stat()
+    except OSError:
+        raise ModelFileError(f"pretrained model {name!r} is missing from the installation ({m.path}); reinstall hcr") from None
+    return _verified(name, st.st_mtime_ns, st.st_size)
+
+
+def is_pretrained_name(spec: str | os.PathLike[str]) -> bool:
+    return isinstance(spec, str) and spec in _manifest()
+
+
+def resolve_model(spec: str | os.PathLike[str] | None = None) -> Path:
+    """A pretrained name (``chars``, ``digits``, ``letters``; None = the default) or a path."""
+    if spec is None:
+        spec = DEFAULT_MODEL
+    if is_pretrained_name(spec):
+        return pretrained_path(str(spec))
+    p = Path(spec)
+    if not p.exists():
+        names = ", ".join(m.name for m in list_pretrained())
+        raise ModelFileError(f"{p}: no such model file, and not a pretrained model name ({names})")
+    return p
+
+
+__all__ = ["DEFAULT_MODEL", "PretrainedModel", "get_pretrained", "is_pretrained_name", "list_pretrained", "pretrained_path", "resolve_model", "sha256_file"]

@@ -1,0 +1,51 @@
+"""Copy a trained model file into the package as a pretrained model and record it.
+
+    python tools/package_model.py NAME runs/RUN/best.pt --config configs/RUN.yaml \
+        --description "..."
+
+Writes ``src/hcr/pretrained/NAME.pt`` (the same checkpoint, minus the trainer's local data path) and updates ``manifest.json`` (SHA-256, size, recipe,
+card). The model card ``src/hcr/pretrained/NAME.md`` is written by hand from the evaluation
+reports; this script only checks that it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from hcr.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from hcr.pretrained import HERE, MANIFEST, sha256_file  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("model_file")
+    ap.add_argument("--config", required=True, help="the committed recipe that trained it")
+    ap.add_argument("--description", required=True)
+    a = ap.parse_args()
+    ckpt = load_checkpoint(a.model_file)  # refuses anything that is not a valid model file
+    ckpt.config["data_dir"] = None  # the trainer's local data folder means nothing to users
+    if not (ROOT / a.config).is_file():
+        raise SystemExit(f"{a.config}: recipe not found (it must be committed)")
+    dest = HERE / f"{a.name}.pt"
+    save_checkpoint(ckpt, dest)  # atomic
+    raw = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"models": []}
+    entry = {"name": a.name, "file": dest.name, "sha256": sha256_file(dest), "bytes": dest.stat().st_size,
+             "description": a.description, "config": a.config, "card": f"{a.name}.md"}
+    raw["models"] = [m for m in raw["models"] if m["name"] != a.name] + [entry]
+    raw["models"].sort(key=lambda m: m["name"])
+    MANIFEST.write_text(json.dumps(raw, indent=2) + "\n")
+    if not (HERE / entry["card"]).is_file():
+        print(f"note: write the model card {HERE / entry['card']}")
+    print(f"{a.name}: {dest} ({entry['bytes']:,} bytes, sha256 {entry['sha256'][:12]}...)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
