@@ -128,6 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--annotate", metavar="OUT.png",
                     help="write one image: each input's thumbnail and model input, captioned with the answer")
     pr.add_argument("--device", default="cpu")
+
+    rd = sub.add_parser("read", help="read lines, fields or pages of separately written characters")
+    rd.add_argument("inputs", nargs="+", help="image files or folders")
+    rd.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
+                    help=f"the character classifier: a shipped pretrained model ({', '.join(names) or 'see hcr models'}; "
+                         f"default: {DEFAULT_MODEL}) or a model file (.pt) from hcr train")
+    rd.add_argument("--charset", metavar="SPEC",
+                    help=f"every character is one of these: {', '.join(NAMED_CHARSETS)}, or the characters themselves, "
+                         "punctuation included, e.g. 0123456789.- for dates (named sets allow no punctuation)")
+    rd.add_argument("--ignore-case", action="store_true", help="letters differing only by case are one answer")
+    rd.add_argument("--lexicon", metavar="FILE", help="allowed words, one per line: each word read becomes the closest one")
+    rd.add_argument("--no-context", action="store_true",
+                    help="do not let a word's letters or digits settle its look-alike characters (O/0, l/1, S/5, Z/2) and case")
+    rd.add_argument("--json", action="store_true", help="one JSON object per image: file, text, characters (char, confidence, box, top_k), lines")
+    rd.add_argument("--details", action="store_true", help="also list every character: box, confidence and alternatives")
+    rd.add_argument("--annotate", metavar="DIR", help="write each image with its boxes and answers drawn on it to DIR")
+    rd.add_argument("--threshold", type=float, default=0.5, help="confidence below which characters are marked uncertain")
+    rd.add_argument("--device", default="cpu")
     return ap
 
 
@@ -318,7 +336,63 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "predict": cmd_predict}
+def _annotation_path(out_dir: Path, file: str | None, index: int, used: set[str]) -> Path:
+    """``out_dir/<image stem>.png``, numbered when two images share a stem."""
+    stem = Path(file).stem if file else f"image{index}"
+    name = f"{stem}.png" if f"{stem}.png" not in used else f"{stem}_{index}.png"
+    used.add(name)
+    return out_dir / name
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from .reader import Reader
+    from .report import annotate_reading
+
+    for item in args.inputs:
+        if Path(item).suffix.lower() == ".pt":
+            raise HcrError(f"{item} looks like a model file, not an image: pass it as --model {item}")
+    reader = Reader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
+                         device=args.device, lexicon=args.lexicon, context=not args.no_context)
+    files = _expand_inputs(args.inputs)
+    if not files:
+        raise HcrError("no image files found in: " + ", ".join(args.inputs))
+    out_dir = Path(args.annotate) if args.annotate else None
+    used: set[str] = set()
+    failed = empty = chars = uncertain = 0
+    for i, f in enumerate(files):
+        result = reader.read_file(f)
+        failed += result.error is not None
+        empty += result.error is None and not result.text
+        chars += len(result.characters)
+        uncertain += result.uncertain
+        if args.json:
+            print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+        elif result.error:
+            print(f"{result.file}: ERROR {result.error}")
+        elif not result.text:
+            print(f"{result.file}: (no writing found)")
+        elif len(result.lines) == 1:
+            print(f"{result.file}: {result.text}")
+        else:
+            print(f"{result.file}:")
+            for line in result.lines:
+                print(f"  {line.text}")
+        if args.details and not args.json:
+            for c in result.characters:
+                alts = "  ".join(f"{s} {p:.2f}" for s, p in c.top_k[1:4])
+                flag = " (uncertain)" if c.uncertain else " (mark)" if c.mark else ""
+                print(f"    line {c.line + 1} word {c.word + 1}: {c.char!r} {c.confidence:.2f}{flag}  box {','.join(map(str, c.box))}"
+                      + (f"  [{alts}]" if alts else ""))
+        if out_dir is not None and result.error is None:
+            path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used))
+            print(f"annotated: {path}", file=sys.stderr)
+    model_name = reader.predictor.meta.get("pretrained") or args.model
+    print(f"{len(files)} images: {len(files) - failed - empty} with text, {empty} without, {failed} failed; "
+          f"{chars} characters, {uncertain} uncertain (model {model_name})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "predict": cmd_predict, "read": cmd_read}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

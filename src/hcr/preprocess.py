@@ -14,6 +14,10 @@ image into the exact array the model was trained on, following the MNIST procedu
 4. crop to the ink, optional deskew, fit into ``box`` x ``box`` keeping the aspect ratio;
 5. place in ``size`` x ``size`` with the centre of mass in the middle.
 
+:func:`find_ink` is steps 1-3 on their own, for a whole image: the reader
+(:mod:`hcr.reader`) finds the characters of a line or a page in its mask, then sends each
+one through :func:`preprocess`.
+
 Data sets (MNIST, EMNIST, CSV, folders), evaluation, ``hcr predict`` and the web layers all
 call :func:`preprocess` with the :class:`PreprocessSpec` stored in the model file, so a 28x28
 data-set image saved as a PNG and read back gets the identical input.
@@ -109,16 +113,16 @@ def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
     alpha = rgba[..., 3:4].astype(np.float32) / 255.0
     if alpha.min() >= 1.0:
         return rgba[..., :3]
-    grey = rgb.mean(axis=2)
     opaque = alpha[..., 0] > 0.5
     transparent = alpha[..., 0] < 0.5
     paper = 255.0
     if opaque.any() and transparent.any():
-        lo, hi = np.percentile(grey[opaque], [0.5, 99.5])
+        grey = rgb[opaque].mean(axis=1)  # brightness of the opaque pixels only
+        lo, hi = np.percentile(grey, [0.5, 99.5])
         if hi - lo > 80:  # the opaque part holds paper and ink (a card): extend its paper
-            paper = float(np.median(grey[opaque]))
+            paper = float(np.median(grey))
         else:  # strokes only: the paper is their opposite
-            paper = 0.0 if float(grey[opaque].mean()) > 127 else 255.0
+            paper = 0.0 if float(grey.mean()) > 127 else 255.0
     out = rgb * alpha + paper * (1.0 - alpha)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
@@ -231,8 +235,10 @@ def _border(grey: np.ndarray) -> np.ndarray:
     return np.concatenate([grey[:t].ravel(), grey[-t:].ravel(), grey[:, :t].ravel(), grey[:, -t:].ravel()])
 
 
-#: The polarity decision runs on a copy at most this many pixels on a side.
-_POLARITY_SIDE = 256
+#: The polarity decision and the uneven-lighting estimate run on copies at most this many
+#: pixels on a side (both are smooth, low-frequency estimates; this keeps photos fast).
+_POLARITY_SIDE = 160
+_BACKGROUND_SIDE = 192
 
 
 def _needs_inversion(grey: np.ndarray, polarity: str) -> bool:
@@ -283,8 +289,8 @@ def _background(ink_bright: np.ndarray) -> np.ndarray | float:
     k = max(15, (min(ink_bright.shape) // 6) | 1)
     small = ink_bright
     scale = 1.0
-    if max(ink_bright.shape) > 512:  # estimate on a reduced copy: fast and smooth enough
-        scale = 512.0 / max(ink_bright.shape)
+    if max(ink_bright.shape) > _BACKGROUND_SIDE:  # estimate on a reduced copy: fast and smooth enough
+        scale = _BACKGROUND_SIDE / max(ink_bright.shape)
         small = cv2.resize(ink_bright, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         k = max(15, (int(k * scale)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
@@ -364,20 +370,56 @@ def _fit_and_centre(glyph: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return out
 
 
-def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages: bool = False, name: str | None = None) -> Preprocessed:
-    """Turn any image into model input. See the module docstring for the steps."""
+@dataclass
+class InkMap:
+    """Where the ink is in a whole image: steps 1-3 of :func:`preprocess` (polarity,
+    background, ink mask), before anything is cropped or resized.
+
+    ``grey`` is the decoded image, ``ink_bright`` the same with the ink made bright,
+    ``signal`` the ink's height above the paper estimate (float32, >= 0; the "flattened"
+    stage), ``mask`` the boolean ink mask (None when the image is blank).
+    """
+
+    grey: np.ndarray
+    ink_bright: np.ndarray
+    signal: np.ndarray
+    mask: np.ndarray | None
+    inverted: bool
+
+    @property
+    def blank(self) -> bool:
+        return self.mask is None
+
+    def flattened(self) -> np.ndarray:
+        """``signal`` as ``uint8`` (ink bright on a black, flat background)."""
+        return np.clip(self.signal, 0, 255).astype(np.uint8)
+
+
+def find_ink(image: ImageInput, spec: PreprocessSpec | None = None, *, name: str | None = None) -> InkMap:
+    """Decode ``image`` and find its ink exactly as :func:`preprocess` does (same polarity
+    decision, background estimate and mask). Used on its own to find many characters in
+    one image (:mod:`hcr.segment`); pass a spec with ``speck_fraction=0`` there, since a
+    character is a small share of a page's ink."""
     spec = spec or PreprocessSpec()
     grey = load_image(image, name=name)
-    st: dict[str, np.ndarray] = {"grey": grey} if stages else {}
     inverted = _needs_inversion(grey, spec.polarity)
     ink = (255 - grey) if inverted else grey
     bg = _background(ink)
     diff = ink.astype(np.float32) - bg
     signal = np.clip(diff, 0, None)
     mask = _ink_mask(signal, spec, _noise_sigma(diff))
+    return InkMap(grey, ink, signal, mask, inverted)
+
+
+def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages: bool = False, name: str | None = None) -> Preprocessed:
+    """Turn any image into model input. See the module docstring for the steps."""
+    spec = spec or PreprocessSpec()
+    found = find_ink(image, spec, name=name)
+    grey, signal, mask, inverted = found.grey, found.signal, found.mask, found.inverted
+    st: dict[str, np.ndarray] = {"grey": grey} if stages else {}
     if stages:
-        st["ink_bright"] = ink
-        st["flattened"] = np.clip(signal, 0, 255).astype(np.uint8)
+        st["ink_bright"] = found.ink_bright
+        st["flattened"] = found.flattened()
         st["mask"] = (mask.astype(np.uint8) * 255) if mask is not None else np.zeros_like(grey)
     if mask is None:
         out = np.zeros((spec.size, spec.size), np.float32)

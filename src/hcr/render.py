@@ -42,6 +42,7 @@ __all__ = [
     "render_canvas_png",
     "render_chalkboard",
     "render_jpeg_photo",
+    "render_line",
     "render_negative",
     "render_paper_photo",
     "render_scribble",
@@ -146,10 +147,20 @@ def _place(alpha: Float, h: int, w: int, rng: np.random.Generator) -> Float:
     return out
 
 
-def _scaled_glyph_on_canvas(glyph: ArrayLike, scale: float, lo: int, hi: int, rng: np.random.Generator) -> Float:
-    """Upsample the glyph and place it in a canvas of random size: the ink coverage map."""
+def _line_canvas_size(need_h: int, need_w: int, lo: int, hi: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Like :func:`_canvas_size`, per axis, for a line of writing: the height is drawn as a
+    glyph's side is, the width fits the line with a margin and up to 15% more paper."""
+    h, _ = _canvas_size(need_h, lo, hi, rng)
+    lo_w = max(lo, int(math.ceil((need_w + 6) / 0.88)))
+    return h, int(rng.integers(lo_w, max(hi, int(lo_w * 1.15)) + 1))
+
+
+def _scaled_glyph_on_canvas(glyph: ArrayLike, scale: float, lo: int, hi: int, rng: np.random.Generator, line: bool = False) -> Float:
+    """Upsample the glyph and place it in a canvas of random size: the ink coverage map.
+    A glyph gets a canvas with room for its longer side both ways; a ``line`` one that fits
+    its height and its width separately (:func:`_line_canvas_size`)."""
     alpha = _upsample(as_glyph(glyph), scale, rng)
-    h, w = _canvas_size(max(alpha.shape), lo, hi, rng)
+    h, w = _line_canvas_size(alpha.shape[0], alpha.shape[1], lo, hi, rng) if line else _canvas_size(max(alpha.shape), lo, hi, rng)
     return _place(alpha, h, w, rng)
 
 
@@ -224,17 +235,17 @@ def encode_jpeg(img: Image.Image, quality: int) -> bytes:
 # --------------------------------------------------------------------------- styles
 
 
-def render_paper_photo(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image:
+def render_paper_photo(glyph: ArrayLike, rng: np.random.Generator, *, line: bool = False) -> Image.Image:
     """Dark ink on off-white paper, photographed: 3-8x upsampled glyph at a random place in
     a 150-400 px RGB picture, uneven light, mild blur and sensor noise."""
-    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 150, 400, rng)
+    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 150, 400, rng, line)
     return _photo_on_paper(alpha, _dark_ink(rng), rng)
 
 
-def render_blue_pen_scan(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image:
+def render_blue_pen_scan(glyph: ArrayLike, rng: np.random.Generator, *, line: bool = False) -> Image.Image:
     """Blue ballpoint on a bright white scan: even light, slightly uneven ink density,
     light blur and noise."""
-    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 150, 400, rng)
+    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 150, 400, rng, line)
     h, w = alpha.shape
     density = np.clip(0.88 + 0.08 * _smooth_noise(h, w, rng.uniform(8, 20), rng), 0.75, 1.0)
     paper = np.full((h, w, 3), rng.uniform(246, 254), np.float32)
@@ -243,21 +254,21 @@ def render_blue_pen_scan(glyph: ArrayLike, rng: np.random.Generator) -> Image.Im
     return Image.fromarray(_to_uint8(img, rng, rng.uniform(0.3, 0.7), rng.uniform(0.8, 2.0)), "RGB")
 
 
-def render_jpeg_photo(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image:
+def render_jpeg_photo(glyph: ArrayLike, rng: np.random.Generator, *, line: bool = False) -> Image.Image:
     """A paper photo saved as JPEG at quality 40-75 and decoded again (RGB)."""
-    photo = render_paper_photo(glyph, rng)
+    photo = render_paper_photo(glyph, rng, line=line)
     quality = int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))
     with Image.open(io.BytesIO(encode_jpeg(photo, quality))) as decoded:
         return decoded.convert("RGB")
 
 
-def render_canvas_png(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image:
+def render_canvas_png(glyph: ArrayLike, rng: np.random.Generator, *, line: bool = False) -> Image.Image:
     """An HTML canvas export (RGBA): opaque black strokes with anti-aliased edges.
 
     Mostly on a fully transparent background (transparent pixels are (0, 0, 0, 0), as
     browsers write them); one time in four the canvas was first filled white (alpha 255).
     """
-    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 200, 400, rng)
+    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 200, 400, rng, line)
     # a canvas pen lays down solid strokes: the soft scan edges become a thin AA rim
     alpha = np.clip((alpha - 0.08) / 0.6, 0.0, 1.0)
     a8 = np.round(alpha * 255.0).astype(np.uint8)
@@ -270,10 +281,10 @@ def render_canvas_png(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image
     return Image.fromarray(rgba, "RGBA")
 
 
-def render_chalkboard(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image:
+def render_chalkboard(glyph: ArrayLike, rng: np.random.Generator, *, line: bool = False) -> Image.Image:
     """Grainy white chalk on a dark green or grey board with smudges of wiped chalk,
     photographed: uneven light, mild blur, noise."""
-    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 150, 400, rng)
+    alpha = _scaled_glyph_on_canvas(glyph, rng.uniform(3.0, 8.0), 150, 400, rng, line)
     h, w = alpha.shape
     if rng.random() < 0.6:  # green board
         board = np.array([rng.uniform(30, 50), rng.uniform(60, 85), rng.uniform(48, 65)], np.float32)
@@ -289,16 +300,16 @@ def render_chalkboard(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image
     return Image.fromarray(_to_uint8(img, rng, rng.uniform(0.4, 1.0), rng.uniform(2.0, 4.5)), "RGB")
 
 
-def render_small_in_large(glyph: ArrayLike, rng: np.random.Generator) -> Image.Image:
+def render_small_in_large(glyph: ArrayLike, rng: np.random.Generator, *, line: bool = False) -> Image.Image:
     """A small character (40-70 px) at an arbitrary place in a large (600-1000 px) photo of
     light paper."""
     g = as_glyph(glyph)
-    side = rng.uniform(40.0, 70.0)
-    alpha = _scaled_glyph_on_canvas(g, side / max(g.shape), 600, 1000, rng)
+    side = rng.uniform(40.0, 70.0)  # of a glyph; of a line's height
+    alpha = _scaled_glyph_on_canvas(g, side / (g.shape[0] if line else max(g.shape)), 600, 1000, rng, line)
     return _photo_on_paper(alpha, _dark_ink(rng), rng, light=(0.05, 0.25), blur=(0.3, 0.7), noise=(1.5, 3.5))
 
 
-_STYLE_FUNCS: dict[str, Callable[[ArrayLike, np.random.Generator], Image.Image]] = {
+_STYLE_FUNCS: dict[str, Callable[..., Image.Image]] = {
     "paper-photo": render_paper_photo,
     "blue-pen-scan": render_blue_pen_scan,
     "jpeg-photo": render_jpeg_photo,
@@ -314,6 +325,17 @@ def render(glyph: ArrayLike, style: str, rng: np.random.Generator) -> Image.Imag
     if style not in _STYLE_FUNCS:
         raise UnknownNameError("render style", style, list(STYLES))
     return _STYLE_FUNCS[style](glyph, rng)
+
+
+def render_line(line: ArrayLike, style: str, rng: np.random.Generator) -> Image.Image:
+    """Render a line of writing (2-D, ink bright on dark, any width: e.g. data-set glyphs
+    side by side) in ``style``, as :func:`render` renders a glyph, except that the style's
+    scale applies to the line's height (a glyph's side) and the picture fits the line
+    instead of being square: the paper gets the same margins above and below, and the width
+    of the line plus a margin. ``render`` itself is unchanged."""
+    if style not in _STYLE_FUNCS:
+        raise UnknownNameError("render style", style, list(STYLES))
+    return _STYLE_FUNCS[style](line, rng, line=True)
 
 
 # --------------------------------------------------------------------------- negatives

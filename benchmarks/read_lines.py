@@ -1,0 +1,334 @@
+"""How well ``hcr read`` reads lines of separately written characters, and how fast a page.
+
+Lines of words, numbers and dates are composed from real handwritten characters of the
+data set's evaluation split (for each character of the text, a random glyph of that class;
+the dot and the dash, which the data set lacks, are drawn in its stroke width), laid out
+like handwriting (a few pixels between letters, more between words, a little vertical
+jitter, now and then two letters touching), rendered as the users' photos, scans and
+canvas images of the robustness benchmark (``hcr.render.render_line``, one style per
+line in turn) and read with :class:`hcr.reader.Reader`. Prints character and word error
+rates (CER, WER: edit distance over the reference length, summed over all lines), with and
+without letter case, per style, per kind of line and overall; then the same word lines read
+with the word list as a lexicon; then the time to read an A4 page at 300 dpi (2480 x 3508
+pixels) holding 20 handwritten lines. Asserts nothing.
+
+    HCR_DATA_DIR=/path/to/data python benchmarks/read_lines.py [--lines 20] [--model chars]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from hcr.errors import HcrError
+from hcr.metrics import levenshtein
+from hcr.render import STYLES, render_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from robustness import split_title  # noqa: E402  (the same naming of splits: "EMNIST ByClass subset (dev-val)")
+
+# a small word list: common words and names (letters only)
+WORDS = (
+    "the and for you with have this from they will would there their what about which when make "
+    "like time just know take people into year your good some could them other than then look "
+    "only come over think also back after work first well even want because these give most "
+    "name date code street house room class number phone city order total paid page form "
+    "anna maria peter john smith miller berlin paris london school market river garden window "
+    "letter table paper yellow green black white water money world hello friday monday april"
+).split()
+
+KINDS = ("words", "number", "date", "mixed")
+CELL = 28  # data-set glyph side
+
+
+# --------------------------------------------------------------------------- texts
+
+
+def _word(rng: np.random.Generator) -> str:
+    w = str(rng.choice(WORDS))
+    r = rng.random()
+    return w.capitalize() if r < 0.3 else w.upper() if r < 0.4 else w
+
+
+def _number(rng: np.random.Generator) -> str:
+    return "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 9))))
+
+
+def _date(rng: np.random.Generator) -> str:
+    y, m, d = int(rng.integers(1950, 2031)), int(rng.integers(1, 13)), int(rng.integers(1, 29))
+    return f"{d:02d}.{m:02d}.{y}" if rng.random() < 0.5 else f"{y}-{m:02d}-{d:02d}"
+
+
+def make_text(kind: str, rng: np.random.Generator) -> str:
+    """A line of the given kind: 2-4 words, 1-3 numbers, a date, or words with a number or date."""
+    if kind == "words":
+        return " ".join(_word(rng) for _ in range(int(rng.integers(2, 5))))
+    if kind == "number":
+        return " ".join(_number(rng) for _ in range(int(rng.integers(1, 4))))
+    if kind == "date":
+        return _date(rng)
+    return " ".join([_word(rng) for _ in range(int(rng.integers(1, 3)))] + [_number(rng) if rng.random() < 0.5 else _date(rng)])
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def _mark_glyph(mark: str, rng: np.random.Generator) -> np.ndarray:
+    """A '.' or '-' in a data-set cell: a dot on the baseline, a dash at mid-height, in the
+    data set's stroke width (about 2.5 px), anti-aliased, ink bright."""
+    img = np.zeros((CELL, CELL), np.uint8)
+    if mark == ".":
+        r = rng.uniform(1.3, 2.2)
+        cv2.circle(img, (14 * 16, int(rng.uniform(21, 23.5) * 16)), int(r * 16), 255, -1, lineType=cv2.LINE_AA, shift=4)
+    else:
+        half = rng.uniform(3.5, 6.0)
+        y = rng.uniform(12.5, 15.5)
+        tilt = rng.uniform(-1.0, 1.0)
+        p0, p1 = (int((14 - half) * 16), int((y + tilt) * 16)), (int((14 + half) * 16), int((y - tilt) * 16))
+        cv2.line(img, p0, p1, 255, int(round(rng.uniform(2.0, 3.0))), lineType=cv2.LINE_AA, shift=4)
+    return img
+
+
+def _ink_columns(g: np.ndarray) -> np.ndarray:
+    """The glyph's columns that hold stroke (two pixels above a third of its peak), so the
+    gaps laid between glyphs are gaps between strokes, not between faint rims or stray dots."""
+    cols = np.flatnonzero((g > max(20, int(g.max()) // 3)).sum(axis=0) >= 2)
+    return g[:, cols[0] : cols[-1] + 1] if cols.size else g[:, :1]
+
+
+def compose(text: str, pool: dict[str, np.ndarray], images: np.ndarray | Sequence[np.ndarray], rng: np.random.Generator, touch: float = 0.05) -> np.ndarray:
+    """The line ``text`` as one ink-bright uint8 array, 28 px glyph cells side by side:
+    1-5 px between letters (-1 px, i.e. touching, with probability ``touch``), 10-16 px
+    between words, +-1 px vertical jitter."""
+    pieces: list[tuple[np.ndarray, int]] = []
+    gap_next = 0
+    for ch in text:
+        if ch == " ":
+            gap_next = int(rng.integers(10, 17))
+            continue
+        g = _mark_glyph(ch, rng) if ch in ".-" else images[int(rng.choice(pool[ch]))]
+        pieces.append((_ink_columns(g), gap_next))
+        gap_next = -1 if rng.random() < touch else int(rng.integers(1, 6))
+    width = 8 + sum(max(p.shape[1] + gap, 1) for p, gap in pieces) + 8
+    line = np.zeros((CELL + 6, width), np.uint8)
+    x = 8
+    for i, (p, gap) in enumerate(pieces):
+        x += gap if i else 0
+        y = 3 + int(rng.integers(-1, 2))
+        region = line[y : y + CELL, x : x + p.shape[1]]
+        np.maximum(region, p, out=region)
+        x += p.shape[1]
+    return line[:, : x + 8]
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class Score:
+    """Summed edit distances and reference lengths (characters and words), with and without case."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.chars = self.words = 0
+        self.ce = self.ce_ci = self.we = self.we_ci = 0
+        self.seconds = 0.0
+
+    def add(self, ref: str, hyp: str, seconds: float = 0.0) -> None:
+        self.n += 1
+        self.chars += len(ref)
+        self.words += len(ref.split())
+        self.ce += levenshtein(ref, hyp)
+        self.ce_ci += levenshtein(ref.lower(), hyp.lower())
+        self.we += levenshtein(ref.split(), hyp.split())
+        self.we_ci += levenshtein(ref.lower().split(), hyp.lower().split())
+        self.seconds += seconds
+
+    def figures(self) -> dict[str, float]:
+        c, w = max(self.chars, 1), max(self.words, 1)
+        return {"lines": self.n, "characters": self.chars, "words": self.words, "cer": self.ce / c, "cer_ci": self.ce_ci / c,
+                "wer": self.we / w, "wer_ci": self.we_ci / w, "ms_per_line": 1000 * self.seconds / max(self.n, 1)}
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:6.2f}%"
+
+
+def _row(name: str, f: dict[str, float]) -> str:
+    return (f"{name:16s} {f['lines']:6d} {f['characters']:6d} {pct(f['cer']):>8s} {pct(f['cer_ci']):>9s} "
+            f"{pct(f['wer']):>8s} {pct(f['wer_ci']):>9s} {f['ms_per_line']:8.0f}")
+
+
+# --------------------------------------------------------------------------- the A4 page
+
+
+def make_page(pool: dict[str, np.ndarray], images: np.ndarray | Sequence[np.ndarray], rng: np.random.Generator, lines: int = 20) -> tuple[np.ndarray, str]:
+    """A 2480 x 3508 grey scan (A4 at 300 dpi) of ``lines`` handwritten lines (characters
+    about 75 px, 6 mm, tall), dark ink on white paper with mild blur and noise, and its text."""
+    h_page, w_page, margin = 3508, 2480, 200
+    scale = 3.0
+    paper = np.zeros((h_page, w_page), np.float32)
+    texts: list[str] = []
+    pitch = (h_page - 2 * margin) / lines
+    room = w_page - 2 * margin
+    for i in range(lines):
+        parts: list[str] = []
+        line: np.ndarray | None = None
+        while len(parts) < 12:  # add words, numbers and dates while the line fits the page
+            candidate = parts + [make_text(str(rng.choice(KINDS)), rng)]
+            trial = compose(" ".join(candidate), pool, images, rng)
+            if trial.shape[1] * scale > room:
+                break
+            parts, line = candidate, trial
+        if line is None:
+            continue
+        texts.append(" ".join(parts))
+        big = cv2.resize(line, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+        y = int(margin + i * pitch)
+        region = paper[y : y + big.shape[0], margin : margin + big.shape[1]]
+        np.maximum(region, big, out=region)
+    alpha = np.clip(paper, 0.0, 1.0)
+    ink = 245.0 - alpha * (245.0 - 45.0)
+    scan = cv2.GaussianBlur(ink, (0, 0), 0.6) + rng.normal(0.0, 2.0, ink.shape).astype(np.float32)
+    return np.clip(scan + 0.5, 0, 255).astype(np.uint8), "\n".join(texts)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from hcr.data import get_source
+    from hcr.reader import Lexicon, Reader
+
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    source = get_source(args.data, args.data_dir)
+    source.auto_download = False
+    samples = source.load(args.split)
+    symbols = samples.label_map.symbols
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(samples.targets):
+        groups.setdefault(symbols[int(t)], []).append(i)
+    pool = {k: np.asarray(v) for k, v in groups.items()}
+    reader = Reader.load(args.model)
+    lex_reader = Reader(reader.predictor, lexicon=Lexicon(WORDS, ignore_case=True))
+    title = split_title(source, args.split)
+    print(f"Reading lines with {args.model} ({len(reader.predictor.label_map)} classes): segmentation + classifier, context on")
+    print(f"data: {title}; {args.lines} lines per style x {len(STYLES)} styles, kinds {', '.join(KINDS)} in turn, seed {args.seed}")
+    if getattr(source, "citation", ""):
+        print(f"credit: {source.citation}")
+    print()
+
+    per_style = {s: Score() for s in STYLES}
+    per_kind = {k: Score() for k in KINDS}
+    overall, lexicon_words, plain_words = Score(), Score(), Score()
+    examples: list[tuple[str, str, str]] = []
+    t_start = time.perf_counter()
+    for si, style in enumerate(STYLES):
+        for i in range(args.lines):
+            rng = np.random.default_rng([args.seed, si, i])
+            kind = KINDS[i % len(KINDS)]
+            text = make_text(kind, rng)
+            img = render_line(compose(text, pool, samples.images, rng), style, rng)
+            t = time.perf_counter()
+            got = reader.read(img).text
+            dt = time.perf_counter() - t
+            for s in (per_style[style], per_kind[kind], overall):
+                s.add(text, got, dt)
+            if kind == "words":
+                plain_words.add(text, got)
+                lexicon_words.add(text, lex_reader.read(img).text)
+            if got != text and len(examples) < 12 and i % 3 == 0:
+                examples.append((style, text, got))
+    elapsed = time.perf_counter() - t_start
+
+    head = f"{'lines':16s} {'n':>6s} {'chars':>6s} {'CER':>8s} {'CER (ci)':>9s} {'WER':>8s} {'WER (ci)':>9s} {'ms/line':>8s}"
+    print(head)
+    print("-" * len(head))
+    for style, s in per_style.items():
+        print(_row(style, s.figures()))
+    for kind, s in per_kind.items():
+        print(_row(f"kind: {kind}", s.figures()))
+    print(_row("all", overall.figures()))
+    print("(ci: case-insensitive; CER/WER: edit distance / reference length, summed over lines; ms/line: reading only)")
+    pw, lw = plain_words.figures(), lexicon_words.figures()
+    print()
+    print(f"word lines with the {len(WORDS)}-word list as lexicon (case ignored in matching): "
+          f"CER (ci) {pct(pw['cer_ci']).strip()} -> {pct(lw['cer_ci']).strip()}, WER (ci) {pct(pw['wer_ci']).strip()} -> {pct(lw['wer_ci']).strip()}")
+    if examples:
+        print()
+        print("some misreadings (style: truth -> read):")
+        for style, ref, hyp in examples:
+            print(f"  {style}: {ref!r} -> {hyp!r}")
+
+    # the A4 page
+    page, page_text = make_page(pool, samples.images, np.random.default_rng([args.seed, 99]), lines=20)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:  # timed from the PNG file, decoding included
+        page_file = Path(tmp) / "page.png"
+        Image.fromarray(page).save(page_file)
+        for _ in range(args.page_repeats):
+            t = time.perf_counter()
+            page_read = reader.read(page_file)
+            times.append(time.perf_counter() - t)
+    page_score = Score()
+    page_score.add(page_text, page_read.text)
+    pf = page_score.figures()
+    print()
+    print(f"A4 page, 300 dpi ({page.shape[1]} x {page.shape[0]} px), 20 handwritten lines, {len(page_text.replace(chr(10), ''))} characters "
+          f"(clean scan, characters ~75 px tall): read in {np.median(times):.2f} s (median of {len(times)}; "
+          f"min {min(times):.2f} s; {args.threads} thread(s), from the PNG file, decoding included, model loaded); "
+          f"{len(page_read.lines)} lines found; CER {pct(pf['cer']).strip()}, CER (ci) {pct(pf['cer_ci']).strip()}")
+    print(f"total benchmark time {time.perf_counter() - t_start:.0f} s (lines: {elapsed:.0f} s)")
+    return {
+        "model": args.model, "data": args.data, "split": args.split, "title": title, "seed": args.seed,
+        "lines_per_style": args.lines, "styles": {k: v.figures() for k, v in per_style.items()},
+        "kinds": {k: v.figures() for k, v in per_kind.items()}, "all": overall.figures(),
+        "lexicon_words": {"without": pw, "with": lw},
+        "page": {"size": [page.shape[1], page.shape[0]], "seconds": times, "lines_found": len(page_read.lines), **pf},
+    }
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="chars", help="pretrained name or model file (default: chars)")
+    ap.add_argument("--data", default="emnist-byclass", help="data set (default: emnist-byclass)")
+    ap.add_argument("--split", default="dev-val", help="split the glyphs come from (default: dev-val)")
+    ap.add_argument("--data-dir", default=None, help="data folder (default: $HCR_DATA_DIR, else the user cache)")
+    ap.add_argument("--lines", type=int, default=100, help="lines per style (default: 100)")
+    ap.add_argument("--page-repeats", type=int, default=3, help="timed reads of the A4 page (default: 3)")
+    ap.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (default: 1)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    if args.lines < 1 or args.page_repeats < 1 or args.threads < 1:
+        ap.error("--lines, --page-repeats and --threads must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        figures = run(args)
+    except HcrError as e:
+        print(f"read_lines: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+        print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

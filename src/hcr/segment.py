@@ -1,0 +1,524 @@
+"""Finding the characters in an image of writing: ink -> lines -> characters.
+
+Geometry only, no model: :func:`segment` works on the ink mask that
+:func:`hcr.preprocess.find_ink` finds in a whole image (the same polarity, background and
+threshold as for one character) and returns lines in reading order, each a list of
+:class:`Glyph` (the pixels of one character) with the spaces between words.
+
+1. **Scale.** The stroke width (ink area over half its outline) and the character height (the
+   ink-weighted median height of the connected parts that are neither specks, line-like,
+   nor frames around others) set every other size, so nothing depends on the resolution.
+   Writing under :data:`MIN_HEIGHT` pixels tall is not read.
+2. **Form lines.** Straight horizontal runs longer than 2.5 character heights (rules, box
+   edges, underlines) are removed, and where a handwritten stroke crossed one its pixels
+   are put back; vertical runs are removed when longer than 3 character heights, or when
+   they are about as thin as the removed horizontal lines and touch one (the sides of a
+   box, the ticks of a comb field). Printed text is not told apart from handwriting: it is
+   read like any other writing, so crop a form field to its writing area.
+3. **Specks**: parts smaller than about a third of a square stroke width are dropped; small
+   parts that are no dot, mark or piece of a character (below) are dropped too.
+4. **Lines**: the parts at least 0.4 character heights tall are sorted by their vertical
+   centre and a new line starts wherever the next centre is more than half a character
+   height lower (and the line so far does not reach below it); smaller parts join the
+   line whose band is nearest. Within a line, parts under half its body height count as
+   small ones (step 5). Lines run top to bottom, characters left to right.
+5. **Characters**: connected parts, merged where they belong together: the dot of an i or
+   j (a small part above the line's body with a character below it), and pieces of a
+   broken stroke (parts stacked over each other, a small part inside another's box or
+   mostly under or over one, a small part high up next to one). Small parts that are not
+   merged become punctuation recognised by shape: ``.`` (a compact dot on the baseline),
+   ``,`` (a small tick reaching below it) and ``-`` (a short flat bar at mid-height).
+   Splitting characters that touch needs the classifier; :mod:`hcr.reader` does it,
+   trying the cuts :func:`cut_candidates` proposes.
+6. **Spaces**: a gap is a space when it is wide compared with the line's own spacing: the
+   line's gaps, sorted, are split at their clearest jump (the largest ratio between
+   neighbours, where the larger is at least 1.5 times the smaller and 0.15 body heights
+   more); without such a jump they are all spaces (when their median exceeds 0.6 body
+   heights: single letters far apart) or none. Gaps under a quarter of the line's body
+   height are never spaces and gaps over 0.9 of it always are. In a comb field (each
+   character in its own box) a gap with one removed box wall is no space and one with two
+   (an empty box between) is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "MARKS",
+    "MIN_HEIGHT",
+    "Glyph",
+    "Layout",
+    "Line",
+    "char_height",
+    "cut_candidates",
+    "find_spaces",
+    "mark_of",
+    "remove_form_lines",
+    "segment",
+    "stroke_width",
+]
+
+#: Punctuation recognised by shape (the classifiers know letters and digits only).
+MARKS = ".,-"
+#: Writing whose typical character is less tall than this (pixels) is not read: it is
+#: noise (grain, salt) or too small for a classifier of 28 x 28 inputs.
+MIN_HEIGHT = 8
+
+# Sizes in character heights (H) or stroke widths (sw); see the module docstring.
+_RULE_H = 2.5  # a horizontal run this many H long is a form line
+_RULE_V = 3.0  # a vertical run this many H long is a form line, wherever it is
+_SIDE_V = 0.4  # shorter vertical runs are never taken for the side of a box
+_SPECK_SW2 = 0.3  # parts under this many square stroke widths are specks
+_TALL = 0.4  # parts at least this many H tall are "main" parts (they make the lines)
+_SMALL = 0.5  # within a line, parts under this share of its body height are small ones
+_LINE_JUMP = 0.5  # a new line starts where sorted centres jump by more than this many H
+
+
+@dataclass
+class Glyph:
+    """The ink of one character: ``mask`` (boolean, ``h`` x ``w``) at (``x``, ``y``) in the
+    image. ``mark`` is a punctuation mark recognised by shape (``.``, ``,`` or ``-``);
+    None means the classifier decides."""
+
+    x: int
+    y: int
+    mask: np.ndarray
+    mark: str | None = None
+
+    @property
+    def w(self) -> int:
+        return int(self.mask.shape[1])
+
+    @property
+    def h(self) -> int:
+        return int(self.mask.shape[0])
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` in the image."""
+        return (self.x, self.y, self.w, self.h)
+
+    @property
+    def x1(self) -> int:
+        return self.x + self.w
+
+    @property
+    def y1(self) -> int:
+        return self.y + self.h
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2.0
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2.0
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    @classmethod
+    def from_mask(cls, x: int, y: int, mask: np.ndarray, mark: str | None = None) -> "Glyph | None":
+        """The glyph of ``mask`` placed at (x, y), cropped to its ink (None when empty)."""
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            return None
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        return cls(x + int(c0), y + int(r0), np.ascontiguousarray(mask[r0:r1, c0:c1]), mark)
+
+    @classmethod
+    def merge(cls, glyphs: Sequence["Glyph"]) -> "Glyph":
+        """One glyph holding the ink of all ``glyphs`` (no mark)."""
+        x0, y0 = min(g.x for g in glyphs), min(g.y for g in glyphs)
+        x1, y1 = max(g.x1 for g in glyphs), max(g.y1 for g in glyphs)
+        mask = np.zeros((y1 - y0, x1 - x0), bool)
+        for g in glyphs:
+            mask[g.y - y0 : g.y1 - y0, g.x - x0 : g.x1 - x0] |= g.mask
+        return cls(x0, y0, mask)
+
+    def cut(self, col: int) -> tuple["Glyph", "Glyph"] | None:
+        """The ink left of column ``col`` (relative to ``x``) and the rest, each cropped;
+        None when either side holds no ink."""
+        left = Glyph.from_mask(self.x, self.y, self.mask[:, :col])
+        right = Glyph.from_mask(self.x + col, self.y, self.mask[:, col:])
+        return None if left is None or right is None else (left, right)
+
+
+@dataclass
+class Line:
+    """One line of writing: its glyphs left to right, whether a space comes before each
+    (``spaces[0]`` is False), and its body band (``top`` to ``bottom``: the median top and
+    bottom of its main parts, i.e. roughly the tops of the letters and the baseline)."""
+
+    glyphs: list[Glyph]
+    spaces: list[bool]
+    top: float
+    bottom: float
+
+    @property
+    def height(self) -> float:
+        """Body height: the line's typical character height."""
+        return max(self.bottom - self.top, 1.0)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        x0, y0 = min(g.x for g in self.glyphs), min(g.y for g in self.glyphs)
+        x1, y1 = max(g.x1 for g in self.glyphs), max(g.y1 for g in self.glyphs)
+        return (x0, y0, x1 - x0, y1 - y0)
+
+
+@dataclass
+class Layout:
+    """What :func:`segment` found: lines in reading order, the scale it measured, the ink it
+    kept and the ink it removed (form lines and specks)."""
+
+    lines: list[Line]
+    char_height: float
+    stroke_width: float
+    ink: np.ndarray = field(repr=False)
+    removed: np.ndarray = field(repr=False)
+
+
+# --------------------------------------------------------------------------- scale
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width of a binary image: ink area over half the outline length (a
+    stroke of width ``s`` and length ``l`` has area ``s*l`` and an outline of about ``2*l``)."""
+    m = mask.astype(bool)
+    area = int(m.sum())
+    if area == 0:
+        return 1.0
+    inner = cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    outline = int(np.count_nonzero(m & ~inner))
+    return max(1.0, 2.0 * area / max(outline, 1))
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected parts: the label image and their stats rows (x, y, w, h, area), label
+    ``i + 1`` for row ``i``."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return labels, stats[1:, :5].astype(np.int64)
+
+
+def _line_like(stats: np.ndarray, ref: float) -> np.ndarray:
+    """Parts that are long thin lines (much longer than ``ref`` and than they are thick)."""
+    w, h = stats[:, 2], stats[:, 3]
+    return ((w >= 6 * h) & (w >= 3 * ref)) | ((h >= 8 * w) & (h >= 3 * ref))
+
+
+def _frames(stats: np.ndarray) -> np.ndarray:
+    """Parts whose box holds another part's centre while being larger both ways (frames,
+    boxes around a field)."""
+    out = np.zeros(len(stats), bool)
+    if len(stats) < 2:
+        return out
+    x, y, w, h = (stats[:, i].astype(np.float64) for i in range(4))
+    cx, cy = x + w / 2, y + h / 2
+    for i in np.flatnonzero((w > np.median(w)) | (h > np.median(h))):
+        inside = (cx > x[i]) & (cx < x[i] + w[i]) & (cy > y[i]) & (cy < y[i] + h[i]) & (w < w[i]) & (h < h[i])
+        inside[i] = False
+        out[i] = bool(inside.any())
+    return out
+
+
+def char_height(stats: np.ndarray, min_area: float = 3.0) -> float | None:
+    """Typical character height: the ink-weighted median height of the parts of at least
+    ``min_area`` pixels that are neither line-like nor frames (half the ink lies in parts
+    at least this tall, so dots and specks, however many, hardly count); None when no part
+    looks like writing."""
+    if len(stats) == 0:
+        return None
+    keep = stats[:, 4] >= min_area
+    if not keep.any():
+        return None
+    stats = stats[keep]
+    stats = stats[~_line_like(stats, float(np.median(stats[:, 3])))]
+    stats = stats[~_frames(stats)]
+    if len(stats) == 0:
+        return None
+    h, area = stats[:, 3].astype(np.float64), stats[:, 4].astype(np.float64)
+    order = np.argsort(h)
+    cum = np.cumsum(area[order])
+    return float(h[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+# --------------------------------------------------------------------------- form lines
+
+
+def _runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """Pixels of ``mask`` on straight runs at least ``length`` long. The mask is first
+    thickened by a pixel across the run direction, so slightly tilted lines (which a
+    one-pixel run would step off) are found too."""
+    m = mask.astype(np.uint8)
+    across = np.ones((3, 1) if horizontal else (1, 3), np.uint8)
+    kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
+    opened = cv2.morphologyEx(cv2.dilate(m, across), cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return (opened > 0) & mask
+
+
+def _thickness(lines: np.ndarray, horizontal: bool) -> float:
+    """Median thickness of the line parts in ``lines`` (area over length)."""
+    _, st = _components(lines)
+    if len(st) == 0:
+        return 1.0
+    length = st[:, 2] if horizontal else st[:, 3]
+    return float(np.median(st[:, 4] / np.maximum(length, 1)))
+
+
+def remove_form_lines(mask: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Remove rules, box edges and underlines (see the module docstring) from a boolean ink
+    mask whose characters are about ``height`` pixels tall. Returns ``(kept, removed)``."""
+    horiz = _runs(mask, max(8, int(round(_RULE_H * height))), True)
+    rest = mask & ~horiz
+    t = 1.0
+    if horiz.any():
+        t = _thickness(horiz, True)
+        # strokes that crossed a line: close the gap it leaves, only inside the line
+        k = max(3, int(np.ceil(t)) + 3)
+        closed = cv2.morphologyEx(rest.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)) > 0
+        rest |= closed & horiz
+        horiz &= ~rest
+    vert = _runs(rest, max(8, int(round(_RULE_V * height))), False)
+    sticks = _runs(rest, max(4, int(round(_SIDE_V * height))), False) & ~vert
+    if horiz.any() and sticks.any():
+        near_line = cv2.dilate(horiz.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        labels, st = _components(sticks)
+        width = st[:, 4] / np.maximum(st[:, 3], 1)
+        touching = np.zeros(len(st) + 1, bool)
+        touching[np.unique(labels[near_line & sticks])] = True
+        side = touching[1:] & (width <= 1.5 * t + 1.5)
+        vert |= np.isin(labels, np.flatnonzero(side) + 1)
+    removed = (horiz | vert) & mask
+    return mask & ~removed, removed
+
+
+# --------------------------------------------------------------------------- lines and glyphs
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _band(parts: Sequence[Glyph]) -> tuple[float, float]:
+    """A line's body band: the median top and bottom of its parts."""
+    return float(np.median([g.y for g in parts])), float(np.median([g.y1 for g in parts]))
+
+
+def _group_lines(glyphs: list[Glyph], height: float) -> list[list[Glyph]]:
+    """Main parts grouped into lines: sorted by vertical centre, split where it jumps, unless
+    the line so far reaches below the next part's centre (pieces of a broken character)."""
+    order = sorted(glyphs, key=lambda g: g.cy)
+    lines: list[list[Glyph]] = []
+    last = -np.inf
+    for g in order:
+        # a jump starts a new line, unless the line above reaches past this part's centre
+        if g.cy - last > _LINE_JUMP * height and not (lines and _band(lines[-1])[1] > g.cy):
+            lines.append([])
+        lines[-1].append(g)
+        last = g.cy
+    return lines
+
+
+def _merge_stacked(main: list[Glyph]) -> list[Glyph]:
+    """Merge main parts of one character: stacked (the narrower one mostly under or over
+    the other, hardly overlapping vertically) or a small one inside another's box."""
+    parts = sorted(main, key=lambda g: g.x)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(parts)):
+            for j in range(i + 1, len(parts)):
+                a, b = parts[i], parts[j]
+                if b.x >= a.x1:
+                    break
+                ox = _overlap(a.x, a.x1, b.x, b.x1)
+                oy = _overlap(a.y, a.y1, b.y, b.y1)
+                small, big = (a, b) if a.area <= b.area else (b, a)
+                stacked = ox >= 0.5 * min(a.w, b.w) and oy <= 0.3 * min(a.h, b.h)
+                inside = (small.area < 0.3 * big.area and small.x >= big.x and small.x1 <= big.x1 and small.y >= big.y and small.y1 <= big.y1)
+                if stacked or inside:
+                    parts[i] = Glyph.merge([a, b])
+                    del parts[j]
+                    parts.sort(key=lambda g: g.x)
+                    changed = True
+                    break
+            if changed:
+                break
+    return parts
+
+
+def mark_of(g: Glyph, top: float, bottom: float, sw: float) -> str | None:
+    """The punctuation mark ``g`` is by its shape and place relative to a line's body band
+    (``top`` to ``bottom``; ``sw`` the stroke width), or None."""
+    hb = max(bottom - top, 1.0)
+    rel = (g.cy - top) / hb  # 0 at the top of the body, 1 on the baseline
+    if g.w >= 1.3 * g.h and g.h <= max(0.35 * hb, 2.5 * sw) and 0.25 * hb <= g.w <= 1.2 * hb and 0.35 <= rel <= 0.8:
+        return "-"
+    if g.h <= 0.35 * hb and g.w <= 0.35 * hb and g.w <= 2.5 * g.h and g.h <= 2.5 * g.w and rel >= 0.7:
+        return "."
+    if g.h <= 0.55 * hb and g.w <= 0.35 * hb and g.h >= 1.3 * g.w and g.y1 > bottom + 0.1 * hb and g.y < bottom and g.area >= sw * sw:
+        return ","
+    return None
+
+
+def _attach_small(main: list[Glyph], small: list[Glyph], top: float, bottom: float, sw: float) -> list[Glyph]:
+    """Give each small part of a line a place: the dot of an i/j or a piece of a broken
+    stroke (merged into a main part), a punctuation mark, or nothing (a speck)."""
+    hb = max(bottom - top, 1.0)
+    pieces: dict[int, list[Glyph]] = {i: [g] for i, g in enumerate(main)}
+    marks: list[Glyph] = []
+    loose: list[Glyph] = []
+    for s in sorted(small, key=lambda g: g.area, reverse=True):
+        over = [_overlap(s.x, s.x1, m.x, m.x1) for m in main]
+        best = int(np.argmax(over)) if over else -1
+        if s.y1 <= top + 0.3 * hb and s.h <= 0.45 * hb and s.w <= 0.45 * hb:
+            # above the body: the dot of an i or j belongs to the nearest part below it
+            tol = 0.35 * hb
+            below = [i for i, m in enumerate(main) if m.x - tol <= s.cx <= m.x1 + tol and m.y >= s.y1 - 0.1 * hb]
+            if below:
+                i = min(below, key=lambda i: abs(main[i].cx - s.cx))
+                pieces[i].append(s)
+            continue  # no character under it: a speck or a stray mark
+        if best >= 0 and over[best] >= 0.5 * s.w:
+            pieces[best].append(s)  # a piece of that character
+            continue
+        mark = mark_of(s, top, bottom, sw)
+        if mark is not None:
+            marks.append(Glyph(s.x, s.y, s.mask, mark))
+            continue
+        if s.cy < top + 0.4 * hb and main:
+            # high up and no mark: a broken-off top stroke (of a 5, 7, T) of the nearest part
+            gap = [max(m.x - s.x1, s.x - m.x1, 0) for m in main]
+            i = int(np.argmin(gap))
+            if gap[i] <= 0.3 * hb:
+                pieces[i].append(s)
+            continue
+        if s.h >= 0.25 * hb or s.w >= 0.5 * hb:
+            loose.append(s)  # big enough to be a character of its own
+    merged = [Glyph.merge(p) if len(p) > 1 else p[0] for p in pieces.values()]
+    return merged + loose + marks
+
+
+def find_spaces(gaps: Sequence[float], height: float) -> list[bool]:
+    """Which of a line's gaps (between consecutive glyph boxes, in pixels) are spaces,
+    judged against the line's own spacing; ``height`` is its body height. See step 6 of
+    the module docstring."""
+    g = np.asarray(gaps, np.float64)
+    if g.size == 0:
+        return []
+    lo, hi = 0.25 * height, 0.9 * height
+    threshold = 0.5 * height
+    if g.size >= 2:
+        v, floor = np.sort(g), 0.05 * height
+        best = 0.0
+        for a, b in zip(v[:-1], v[1:]):  # the clearest jump between sorted gaps
+            ratio = b / max(a, floor)
+            if b >= lo and b - a >= 0.15 * height and ratio >= 1.5 and ratio > best:
+                best, threshold = ratio, (a + b) / 2.0
+        if best == 0.0:  # one group: all spaces (single letters far apart) or none
+            threshold = lo if float(np.median(g)) >= 0.6 * height else hi
+    threshold = min(max(threshold, lo), hi)
+    return [bool(x > threshold) for x in g]
+
+
+def _walls(removed: np.ndarray, top: float, bottom: float) -> np.ndarray:
+    """Per column: whether it is part of a wall, a narrow vertical form line (the side of a
+    box, a cell wall or tick of a comb field) that covers a third of the band's height."""
+    hb = max(bottom - top, 1.0)
+    rows = removed[max(0, int(top)) : int(np.ceil(bottom)) + 1]
+    flags = rows.sum(axis=0) >= hb / 3
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        if stop - start > 0.3 * hb:  # not narrow: a thick horizontal rule, not a wall
+            flags[start:stop] = False
+    return flags
+
+
+def _count_runs(flags: np.ndarray) -> int:
+    return int(np.count_nonzero(flags[1:] & ~flags[:-1]) + (1 if flags.size and flags[0] else 0))
+
+
+def _build_line(parts: list[Glyph], small: list[Glyph], sw: float, removed: np.ndarray) -> Line | None:
+    top, bottom = _band(parts)
+    # judged against the line's own body: parts under half its height are small ones too
+    low = [g for g in parts if g.h < _SMALL * (bottom - top)]
+    if len(low) < len(parts):
+        parts, small = [g for g in parts if g.h >= _SMALL * (bottom - top)], small + low
+    glyphs = _attach_small(_merge_stacked(parts), small, top, bottom, sw)
+    if not any(g.mark is None for g in glyphs):
+        return None
+    glyphs.sort(key=lambda g: g.cx)
+    gaps = [b.x - a.x1 for a, b in zip(glyphs, glyphs[1:])]
+    spaces = find_spaces(gaps, bottom - top)
+    walls = _walls(removed, top, bottom)
+    if walls.any():  # boxed characters: one wall between two is no space, an empty cell is one
+        for k, (a, b) in enumerate(zip(glyphs, glyphs[1:])):
+            n = _count_runs(walls[a.x1 : max(a.x1, b.x)])
+            spaces[k] = spaces[k] if n == 0 else n >= 2
+    return Line(glyphs, [False] + spaces, top, bottom)
+
+
+def segment(mask: np.ndarray | None) -> Layout:
+    """Lines of glyphs in a boolean ink mask (see the module docstring for the steps).
+    An empty mask, or one holding only form lines and specks, gives no lines."""
+    if mask is None or not mask.any():
+        empty = np.zeros((0, 0), bool) if mask is None else mask
+        return Layout([], 0.0, 0.0, empty, np.zeros_like(empty))
+    sw = stroke_width(mask)
+    _, stats = _components(mask)
+    min_area = max(3.0, _SPECK_SW2 * sw * sw)
+    height = char_height(stats, min_area)
+    if height is None:  # nothing but lines and frames: take out long straight runs first
+        first = mask & ~_runs(mask, max(8, int(round(12 * sw))), True)
+        height = char_height(_components(first)[1], min_area)
+    if height is None or height < MIN_HEIGHT:  # no writing, or too small to read: noise
+        return Layout([], float(height or 0.0), sw, np.zeros_like(mask), mask.copy())
+    kept, removed = remove_form_lines(mask, height)
+    labels, stats = _components(kept)
+    speck = stats[:, 4] < min_area
+    glyphs: list[Glyph] = []
+    for i, (x, y, w, h, _) in enumerate(stats):
+        if speck[i]:
+            continue
+        glyphs.append(Glyph(int(x), int(y), labels[y : y + h, x : x + w] == i + 1))
+    kept &= ~np.isin(labels, np.flatnonzero(speck) + 1)
+    main = [g for g in glyphs if g.h >= _TALL * height]
+    small = [g for g in glyphs if g.h < _TALL * height]
+    groups = _group_lines(main, height)
+    bands = [_band(grp) for grp in groups]
+    extra: list[list[Glyph]] = [[] for _ in groups]
+    for s in small:  # each small part joins the line whose body band is nearest
+        dist = [max(t - s.cy, s.cy - b, 0.0) / max(b - t, 1.0) for t, b in bands]
+        if dist and min(dist) <= 0.8:
+            extra[int(np.argmin(dist))].append(s)
+    lines = [ln for grp, ex in zip(groups, extra) if (ln := _build_line(grp, ex, sw, removed)) is not None]
+    return Layout(lines, float(height), sw, kept, removed | (mask & ~kept))
+
+
+def cut_candidates(glyph: Glyph, height: float, max_cuts: int = 5) -> list[int]:
+    """Columns (relative to ``glyph.x``) where a glyph of touching characters may be cut:
+    the lowest minima of its smoothed column ink profile, at least 0.2 body heights from
+    either side and from each other, best first."""
+    margin = max(2, int(round(0.2 * height)))
+    if glyph.w < 2 * margin + 1:
+        return []
+    prof = glyph.mask.sum(axis=0).astype(np.float64)
+    prof = np.convolve(prof, np.ones(3) / 3.0, mode="same")
+    inner = np.arange(margin, glyph.w - margin)
+    left, right = prof[inner - 1], prof[np.minimum(inner + 1, glyph.w - 1)]
+    minima = inner[(prof[inner] <= left) & (prof[inner] <= right)]
+    order = minima[np.argsort(prof[minima], kind="stable")]
+    cuts: list[int] = []
+    for c in order:
+        if all(abs(int(c) - k) >= margin for k in cuts):
+            cuts.append(int(c))
+        if len(cuts) >= max_cuts:
+            break
+    return cuts

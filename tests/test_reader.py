@@ -1,0 +1,344 @@
+"""hcr.reader / hcr.segment: reading lines, fields and pages of separately written characters.
+
+The synthetic images are written with OpenCV's handwriting-like Hershey script font, dark ink
+on white paper, and read with the shipped ``chars`` model; the real-data test composes lines
+from EMNIST dev-val glyphs (skipped without the data).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import draw_glyph
+from hcr.cli import main
+from hcr.errors import HcrError, InputError
+from hcr.metrics import cer
+from hcr.predictor import Predictor
+from hcr.preprocess import MAX_PIXELS, find_ink, preprocess
+from hcr.reader import Lexicon, Reader, ReadResult, split_charset
+from hcr.segment import find_spaces, segment
+
+from helpers_train import single_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+SCRIPT = cv2.FONT_HERSHEY_SCRIPT_SIMPLEX
+
+
+def sheet(h: int = 300, w: int = 700) -> np.ndarray:
+    """White paper with faint noise (a scan)."""
+    rng = np.random.default_rng(0)
+    return np.clip(rng.normal(245, 2.0, (h, w)), 0, 255).astype(np.uint8)
+
+
+def write(img: np.ndarray, text: str, x: int, y: int, scale: float = 3.0, thickness: int = 8) -> np.ndarray:
+    """Dark handwriting-like text with its baseline at ``y``."""
+    cv2.putText(img, text, (x, y), SCRIPT, scale, 30, thickness, cv2.LINE_AA)
+    return img
+
+
+@pytest.fixture(scope="module")
+def chars() -> Predictor:
+    return Predictor.load("chars")
+
+
+@pytest.fixture(scope="module")
+def reader(chars: Predictor) -> Reader:
+    return Reader(chars)
+
+
+@pytest.fixture(scope="module")
+def digits_reader() -> Reader:
+    return Reader.load("chars", charset="digits")
+
+
+def _overlaps(box: tuple[int, int, int, int], x0: int, y0: int, x1: int, y1: int) -> bool:
+    x, y, w, h = box
+    return x < x1 and x + w > x0 and y < y1 and y + h > y0
+
+
+# --------------------------------------------------------------------------- the issue's cases
+
+
+def test_an_empty_page_gives_empty_text(reader: Reader) -> None:
+    for img in (sheet(1200, 900), np.zeros((300, 400, 4), np.uint8), np.full((50, 80), 255, np.uint8)):
+        res = reader.read(img)
+        assert res.text == "" and res.lines == [] and res.characters == [] and res.error is None
+    # an empty form field: its box is no writing either
+    field = sheet()
+    cv2.rectangle(field, (40, 70), (560, 240), 40, 3)
+    assert reader.read(field).text == ""
+
+
+def test_a_single_character(reader: Reader) -> None:
+    glyph = cv2.resize(draw_glyph(28), (112, 112), interpolation=cv2.INTER_CUBIC)
+    img = sheet(240, 300)
+    img[60:172, 90:202] = np.minimum(img[60:172, 90:202], 255 - glyph)
+    res = reader.read(img)
+    assert res.text == "7"
+    (c,) = res.characters
+    x, y, w, h = c.box
+    assert 90 <= x <= 130 and 60 <= y <= 100 and x + w <= 202 and y + h <= 172
+    assert c.confidence > 0.5 and c.top_k[0][0] == "7" and not c.mark
+
+
+def test_two_lines_come_in_reading_order(digits_reader: Reader) -> None:
+    img = sheet(420, 700)
+    write(img, "12", 300, 150)  # the first line starts right of the second
+    write(img, "345", 60, 330)
+    res = digits_reader.read(img)
+    assert res.text == "12\n345"
+    assert [ln.text for ln in res.lines] == ["12", "345"]
+    assert res.lines[0].box[1] < res.lines[1].box[1]
+    assert [c.line for c in res.characters] == [0, 0, 1, 1, 1]
+
+
+def test_i_and_j_keep_their_dots(reader: Reader) -> None:
+    img = write(sheet(), "ij", 60, 180)
+    n_parts = cv2.connectedComponents((img < 128).astype(np.uint8))[0] - 1
+    assert n_parts == 4  # two stems, two dots
+    res = reader.read(img)
+    assert res.text == "ij"
+    dots_top = int(np.flatnonzero((img < 128).any(axis=1))[0])
+    assert all(c.box[1] <= dots_top + 2 for c in res.characters)  # each box holds its dot
+
+
+def test_a_touching_pair_is_split(digits_reader: Reader) -> None:
+    img = sheet()
+    (w4, _), _ = cv2.getTextSize("4", SCRIPT, 3.0, 8)
+    write(img, "4", 60, 200)
+    write(img, "7", 60 + w4 - 22, 200)
+    assert cv2.connectedComponents((img < 128).astype(np.uint8))[0] - 1 == 1  # one blob
+    res = digits_reader.read(img)
+    assert res.text == "47"
+    a, b = res.characters
+    assert a.box[0] < b.box[0] and a.box[0] + a.box[2] <= b.box[0] + 1
+
+
+def test_a_boxed_form_field_ignores_its_box(digits_reader: Reader) -> None:
+    img = write(sheet(), "2024", 80, 190)
+    cv2.rectangle(img, (40, 70), (560, 240), 40, 3)
+    rng = np.random.default_rng(1)
+    for x, y in zip(rng.integers(0, 700, 30), rng.integers(0, 300, 30)):  # specks
+        cv2.circle(img, (int(x), int(y)), 1, 40, -1)
+    res = digits_reader.read(img)
+    assert res.text == "2024"
+    for c in res.characters:  # no box touches the frame's lines
+        assert not _overlaps(c.box, 36, 66, 565, 75) and not _overlaps(c.box, 36, 236, 565, 245)
+        assert not _overlaps(c.box, 36, 66, 45, 245) and not _overlaps(c.box, 555, 66, 565, 245)
+
+
+def test_underlines_ruled_paper_and_comb_fields(reader: Reader, digits_reader: Reader) -> None:
+    img = write(sheet(), "Anna", 80, 190)
+    cv2.line(img, (30, 215), (600, 215), 40, 3)  # underline
+    assert reader.read(img).text == "Anna"
+    ruled = sheet(400, 900)
+    for y in range(40, 400, 70):
+        cv2.line(ruled, (0, y), (900, y), 90, 2)
+    cv2.line(ruled, (60, 0), (60, 400), 90, 2)  # margin
+    write(ruled, "hello", 100, 170)
+    write(ruled, "young", 100, 310)  # the y and g cross a rule
+    assert reader.read(ruled).text == "hello\nyoung"
+    comb = sheet(300, 800)
+    for k, d in enumerate("305182"):
+        cv2.rectangle(comb, (40 + k * 110, 80), (150 + k * 110, 230), 40, 2)
+        write(comb, d, 65 + k * 110, 190)
+    assert digits_reader.read(comb).text == "305182"  # one character per box, no spaces
+
+
+def _huge_png() -> bytes:
+    """A valid PNG header claiming 10000 x 10000 pixels (a decompression bomb)."""
+    out = io.BytesIO()
+    Image.new("L", (1, 1)).save(out, format="PNG")
+    buf = out.getvalue()
+    ihdr = struct.pack(">IIBBBBB", 10000, 10000, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return buf[:8] + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + buf[33:]
+
+
+def test_a_huge_or_corrupt_image_gives_a_clear_error(reader: Reader, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(_huge_png())
+    with pytest.raises(InputError, match="corrupt.png: .*(corrupt|not an image)"):
+        reader.read(corrupt)
+    with pytest.raises(InputError, match="huge.png: image too large"):
+        reader.read(huge)
+    with pytest.raises(InputError, match="too large"):
+        reader.read(np.zeros((MAX_PIXELS // 1000 + 1, 1000), np.uint8))
+    good = tmp_path / "good.png"
+    Image.fromarray(write(sheet(), "7", 60, 200)).save(good)
+    code = main(["read", str(corrupt), str(huge), str(good), "--model", "digits"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    lines = out.strip().splitlines()
+    assert len(lines) == 3 and "ERROR" in lines[0] and "corrupt" in lines[0] and "too large" in lines[1]
+    assert lines[2] == f"{good}: 7"
+    assert "2 failed" in err
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_cli_read_json_and_annotate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "field.png"
+    Image.fromarray(write(write(sheet(420, 700), "12", 60, 150), "345", 60, 330)).save(img)
+    ann = tmp_path / "ann"
+    code = main(["read", str(img), "--charset", "digits", "--json", "--annotate", str(ann)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (obj,) = [json.loads(line) for line in out.splitlines()]
+    assert obj["file"] == str(img) and obj["text"] == "12\n345" and obj["error"] is None
+    assert len(obj["characters"]) == 5
+    for c in obj["characters"]:
+        assert set(c) >= {"char", "confidence", "box", "top_k"} and c["char"].isdigit()
+        assert len(c["box"]) == 4 and all(isinstance(v, int) for v in c["box"]) and 0 <= c["confidence"] <= 1
+    written = ann / "field.png"
+    assert written.exists() and f"annotated: {written}" in err
+    assert Image.open(written).size == (700, 420)
+    # plain text, one line per image line; a charset with punctuation
+    date = tmp_path / "date.png"
+    Image.fromarray(write(sheet(), "12.03", 60, 200)).save(date)
+    assert main(["read", str(date), "--charset", "0123456789."]) == 0
+    assert capsys.readouterr().out.strip() == f"{date}: 12.03"
+    assert main(["read", str(date), "--charset", "digits"]) == 0  # named sets allow no mark
+    assert capsys.readouterr().out.strip() == f"{date}: 1203"
+
+
+def test_cli_read_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "a.png"
+    Image.fromarray(sheet(50, 50)).save(img)
+    assert main(["read", str(img), "--lexicon", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"hcr: error: lexicon {tmp_path / 'missing.txt'}: file not found"
+    assert main(["read", str(img), "--charset", ".-"]) == 2
+    assert "only punctuation" in capsys.readouterr().err
+    assert main(["read", str(img)]) == 0
+    assert capsys.readouterr().out.strip() == f"{img}: (no writing found)"
+
+
+# --------------------------------------------------------------------------- one preprocessing path
+
+
+def test_each_character_reaches_the_model_through_preprocess(reader: Reader, chars: Predictor) -> None:
+    glyph = draw_glyph(28)
+    canvas = np.zeros((60, 100), np.uint8)  # a data-set glyph placed on a larger dark canvas
+    canvas[16:44, 36:64] = glyph
+    res = reader.read(canvas)
+    (c,) = res.characters
+    assert c.input is not None
+    np.testing.assert_array_equal(c.input, preprocess(glyph, chars.spec).image)
+
+
+def test_find_ink_is_preprocess_ink_detection(chars: Predictor) -> None:
+    img = write(sheet(), "Ab3", 60, 200)
+    found = find_ink(img, chars.spec)
+    staged = preprocess(img, chars.spec, stages=True).stages
+    assert found.inverted and found.mask is not None
+    np.testing.assert_array_equal(found.mask.astype(np.uint8) * 255, staged["mask"])
+    np.testing.assert_array_equal(found.flattened(), staged["flattened"])
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_spaces_follow_the_lines_own_spacing() -> None:
+    assert find_spaces([4, 6, 30, 5, 7, 28, 3], 50) == [False, False, True, False, False, True, False]
+    assert find_spaces([30, 32, 29], 20) == [True, True, True]  # single letters, far apart
+    assert find_spaces([6, 8, 7], 50) == [False, False, False]
+    assert find_spaces([], 50) == []
+
+
+def test_segment_of_nothing_and_of_specks_only() -> None:
+    assert segment(None).lines == []
+    mask = np.zeros((200, 200), bool)
+    mask[50, 50] = mask[120, 30] = True
+    assert segment(mask).lines == []
+
+
+def test_lexicon_uses_the_probabilities_not_only_the_top_answer() -> None:
+    lex = Lexicon(["cat", "car", "cart", "dog"])
+    # top-1 string "cal"; the third letter is more likely t than r
+    word = [{"c": 0.9, "e": 0.1}, {"a": 0.8, "o": 0.2}, {"l": 0.5, "t": 0.3, "r": 0.2}]
+    m = lex.match(word)
+    assert m.word == "cat" and m.alignment == [(0, 0), (1, 1), (2, 2)]
+    assert m.cost == pytest.approx(-np.log(0.9) - np.log(0.8) - np.log(0.3))
+    # same-length entries win by joint probability even against a better top-1 match
+    assert Lexicon(["dot", "cat"]).match([{"d": 0.4, "c": 0.35}, {"o": 0.4, "a": 0.6}, {"t": 1.0}]).word == "cat"
+    # a missed character: the four-letter entry is aligned with one insertion
+    m = lex.match([{"c": 0.9}, {"a": 0.9}, {"t": 0.6, "r": 0.4}])
+    assert m.word == "cat"
+    m = Lexicon(["cart"]).match([{"c": 0.9}, {"a": 0.9}, {"t": 0.9}])
+    assert m.word == "cart" and sum(i is None for i, _ in m.alignment) == 1
+    # case
+    assert Lexicon(["Anna"], ignore_case=True).match([{"A": 0.6}, {"N": 0.7}, {"n": 0.9}, {"a": 0.9}]).word == "Anna"
+    with pytest.raises(HcrError, match="empty"):
+        Lexicon(["", "  "])
+
+
+def test_lexicon_in_the_reader(chars: Predictor, tmp_path: Path) -> None:
+    img = write(sheet(), "Anna", 80, 190)
+    lex = tmp_path / "names.txt"
+    lex.write_text("Anne\nAnna\nHanna\n")
+    res = Reader(chars, lexicon=lex).read(img)
+    assert res.text == "Anna"
+    res = Reader(chars, lexicon=["Hanna", "Otto"]).read(img)
+    assert res.text in ("Hanna", "Otto")  # only allowed words come out
+
+
+def test_split_charset() -> None:
+    assert split_charset(None) == (None, ".,-")
+    assert split_charset("digits") == ("digits", "")
+    assert split_charset("0123456789.-") == ("0123456789", ".-")
+    assert split_charset("ABC") == ("ABC", "")
+    with pytest.raises(HcrError, match="only punctuation"):
+        split_charset(".")
+
+
+def test_result_to_dict_round_trips_through_json(reader: Reader) -> None:
+    res = reader.read(write(sheet(), "7", 60, 200), name="seven.png")
+    d = json.loads(json.dumps(res.to_dict()))
+    assert d["file"] == "seven.png" and d["text"] == res.text and d["lines"][0]["text"] == res.text
+    assert isinstance(ReadResult("", []).to_dict()["characters"], list)
+
+
+# --------------------------------------------------------------------------- real handwriting
+
+
+def test_lines_of_real_emnist_characters(real_data_dir: Path, reader: Reader) -> None:
+    from hcr.data import get_source
+
+    samples = get_source("emnist-byclass", real_data_dir).load("dev-val")
+    symbols = samples.label_map.symbols
+    rng = np.random.default_rng(0)
+    pool: dict[str, np.ndarray] = {}
+    for s in set("0123456789helloworldmarketgarden"):
+        pool[s] = np.flatnonzero(samples.targets == symbols.index(s))
+    texts = ["hello world", "market garden", "2024 0371", "order 58"]
+    errors = total = 0
+    for text in texts:
+        cells = []
+        for ch in text:
+            if ch == " ":
+                cells.append(np.zeros((28, 12), np.uint8))
+                continue
+            g = samples.images[int(rng.choice(pool[ch]))]
+            cols = np.flatnonzero((g > 85).sum(axis=0) >= 2)
+            cells += [g[:, cols[0] : cols[-1] + 1], np.zeros((28, 3), np.uint8)]
+        line = np.pad(np.concatenate(cells, axis=1), ((6, 6), (8, 8)))
+        img = 255 - cv2.resize(line, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)  # dark on light
+        got = reader.read(img).text
+        errors += round(cer(text.lower(), got.lower()) * len(text))
+        total += len(text)
+        assert len(got.split()) == len(text.split()), (text, got)  # the words are found
+    assert errors / total <= 0.15
