@@ -396,3 +396,16 @@ def test_data_options_reach_the_csv_source(capsys: pytest.CaptureFixture[str], t
     err = capsys.readouterr().err
     assert rc == 2 and "bogus" in err and "Traceback" not in err
     assert main(["data", "info", f"csv:{csv_path}", "--data-opt", "novalue"]) == 2
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`hcr models | head -1`: the reader goes away; no traceback, exit status 141."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "hcr.cli", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command gets to print anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
