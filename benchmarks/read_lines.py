@@ -18,7 +18,6 @@ pixels) holding 20 handwritten lines. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,12 +28,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from hcr.errors import HcrError
 from hcr.metrics import levenshtein
 from hcr.render import STYLES, render_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from robustness import split_title  # noqa: E402  (the same naming of splits: "EMNIST ByClass subset (dev-val)")
+from robustness import run_and_report, split_title  # noqa: E402  (the same naming of splits: "EMNIST ByClass subset (dev-val)")
 
 # a small word list: common words and names (letters only)
 WORDS = (
@@ -317,17 +315,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        figures = run(args)
-    except HcrError as e:
-        print(f"read_lines: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
-        print(f"figures written to {args.json}")
-    return 0
+    return run_and_report("read_lines", run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -294,18 +294,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_and_report(name: str, run: Any, args: argparse.Namespace) -> int:
+    """Run a benchmark: a missing data set or model is one line and exit status 2; the
+    figures go to ``args.json`` when asked (shared by the benchmarks in this folder)."""
     try:
         figures = run(args)
     except HcrError as e:
-        print(f"robustness: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"{name}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
         print(f"figures written to {args.json}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_and_report("robustness", run, parse_args(argv))
 
 
 if __name__ == "__main__":
