@@ -239,6 +239,8 @@ def _border(grey: np.ndarray) -> np.ndarray:
 #: pixels on a side (both are smooth, low-frequency estimates; this keeps photos fast).
 _POLARITY_SIDE = 160
 _BACKGROUND_SIDE = 192
+#: A border whose 5th-95th percentile spread is below this many grey levels is evenly lit.
+_EVEN_BORDER = 24
 
 
 def _needs_inversion(grey: np.ndarray, polarity: str) -> bool:
@@ -255,11 +257,13 @@ def _needs_inversion(grey: np.ndarray, polarity: str) -> bool:
     if max(grey.shape) > _POLARITY_SIDE:
         f = _POLARITY_SIDE / max(grey.shape)
         small = cv2.resize(grey, (max(1, round(grey.shape[1] * f)), max(1, round(grey.shape[0] * f))), interpolation=cv2.INTER_AREA)
-    if min(small.shape) >= 48:
+    border = _border(small)
+    lo, hi = np.percentile(border, [5, 95])
+    if hi - lo >= _EVEN_BORDER and min(small.shape) >= 48:
         k = (min(small.shape) // 4) | 1
         paper: np.ndarray | float = cv2.medianBlur(small, k).astype(np.float32)
-    else:  # too small for a local estimate: the border is the paper
-        paper = float(np.median(_border(small)))
+    else:  # an evenly lit sheet, or too small for a local estimate: the border is the paper
+        paper = float(np.median(border))
     dev = small.astype(np.float32) - paper
     floor = max(4.0 * _noise_sigma(dev), 8.0)
     dark = float(np.clip(-dev - floor, 0, None).sum())
@@ -282,7 +286,7 @@ def _background(ink_bright: np.ndarray) -> np.ndarray | float:
     """Paper level: a constant when the border is even, else a smooth per-pixel estimate."""
     border = _border(ink_bright)
     lo, hi = np.percentile(border, [5, 95])
-    if hi - lo < 24 or min(ink_bright.shape) < 48:
+    if hi - lo < _EVEN_BORDER or min(ink_bright.shape) < 48:
         return float(np.median(border))
     # Uneven light: ink is thin and bright, so a grey opening with a kernel wider than the
     # strokes removes it and leaves the paper; a blur smooths the estimate.
