@@ -46,7 +46,8 @@ def batched_logits(model: nn.Module, inputs: np.ndarray | torch.Tensor, batch_si
     x = torch.as_tensor(inputs, dtype=torch.float32)
     if x.ndim == 3:
         x = x[:, None]
-    model.eval()
+    if model.training:  # eval() walks every module: only when needed (it adds ~0.2 ms a call)
+        model.eval()
     out = [model(x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)).float().cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out) if out else torch.zeros(0, 0)
 
