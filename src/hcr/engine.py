@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -25,11 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
-from platformdirs import user_cache_dir
 from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, Augmenter
+from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Samples, get_source, split_indices
@@ -49,17 +48,15 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- data
 
 
-def _cache_key(samples: Samples, spec: PreprocessSpec) -> str | None:
+def _cache_path(samples: Samples, spec: PreprocessSpec) -> Path | None:
     if not isinstance(samples.images, np.ndarray):
         return None  # variable-size images (folders): cheap enough to redo
-    h = hashlib.sha1()
-    h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
-    h.update(np.ascontiguousarray(samples.images).tobytes())
-    h.update(samples.targets.tobytes())
     from . import preprocess as _pp
 
-    h.update(Path(_pp.__file__).read_bytes())  # a change to the algorithm invalidates the cache
-    return h.hexdigest()[:20]
+    return cache_file(
+        "preprocessed", json.dumps(spec.to_dict(), sort_keys=True), np.ascontiguousarray(samples.images).tobytes(),
+        samples.targets.tobytes(), code=(_pp.__file__,),
+    )
 
 
 def prepare(samples: Samples, spec: PreprocessSpec, *, cache: bool = True, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,25 +65,14 @@ def prepare(samples: Samples, spec: PreprocessSpec, *, cache: bool = True, progr
     Returns ``(inputs (N,S,S) float32, targets, blank mask)``. Results for array data sets
     are cached (keyed by content, spec and the preprocessing code) in the user cache.
     """
-    key = _cache_key(samples, spec) if cache else None
-    path = Path(user_cache_dir("hcr")) / "preprocessed" / f"{key}.npz" if key else None
-    if path is not None and path.exists():
-        try:
-            with np.load(path) as z:
-                return z["x"].astype(np.float32) / 255.0, samples.targets, z["blank"]
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)
-    x, blank = preprocess_many(samples.images, spec, progress=progress, desc=f"preprocess {samples.source}")
-    # Quantise to 8 bits like an image file: a PNG of the input round-trips exactly.
-    x = np.round(x * 255.0).astype(np.uint8)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.savez(buf, x=x, blank=blank)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
-    return x.astype(np.float32) / 255.0, samples.targets, blank
+
+    def make() -> dict[str, np.ndarray]:
+        x, blank = preprocess_many(samples.images, spec, progress=progress, desc=f"preprocess {samples.source}")
+        # Quantise to 8 bits like an image file: a PNG of the input round-trips exactly.
+        return {"x": np.round(x * 255.0).astype(np.uint8), "blank": blank}
+
+    z = cached_arrays(_cache_path(samples, spec) if cache else None, make)
+    return z["x"].astype(np.float32) / 255.0, samples.targets, z["blank"]
 
 
 @dataclass

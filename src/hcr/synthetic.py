@@ -12,13 +12,11 @@ Two optional additions to training (see :class:`hcr.config.TrainConfig`):
   scribble gets a low-confidence answer instead of a confident letter.
 
 Both are made once per recipe, in worker processes, and cached in the user cache next to
-the preprocessed data sets (keyed by the inputs, the settings and this code).
+the preprocessed data sets (:mod:`hcr.cache`; keyed by the inputs, the settings and this code).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -26,9 +24,9 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from platformdirs import user_cache_dir
 
 from . import preprocess as _pp
+from .cache import cache_file, cached_arrays
 from . import render as _render
 from .preprocess import PreprocessSpec, preprocess
 
@@ -39,29 +37,7 @@ _OUTLIER_SIDE = 112
 
 
 def _cache_path(kind: str, *parts: bytes | str) -> Path:
-    h = hashlib.sha256(kind.encode())
-    for p in parts:
-        h.update(p if isinstance(p, bytes) else p.encode())
-    for code in (_render.__file__, _pp.__file__, __file__):  # a code change invalidates the cache
-        h.update(Path(str(code)).read_bytes())
-    return Path(user_cache_dir("hcr")) / "synthetic" / f"{kind}-{h.hexdigest()[:20]}.npz"
-
-
-def _load_or_make(path: Path, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    if path.exists():
-        try:
-            with np.load(path) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
-    arrays = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds poorly
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
-    return arrays
+    return cache_file(kind, *parts, code=(_render.__file__, _pp.__file__, __file__))
 
 
 def _workers(n_jobs: int) -> int:
@@ -107,7 +83,7 @@ def rendered_copies(inputs: np.ndarray, spec: PreprocessSpec, *, seed: int = 0, 
         parts = _run_chunks(_render_chunk, chunks, workers or _workers(len(chunks)))
         return {"x": np.concatenate([p[0] for p in parts]), "ok": np.concatenate([p[1] for p in parts])}
 
-    z = _load_or_make(path, make)
+    z = cached_arrays(path, make)
     return z["x"].astype(np.float32) / 255.0, z["ok"].astype(bool)
 
 
@@ -169,7 +145,7 @@ def outlier_inputs(n: int, spec: PreprocessSpec, *, seed: int = 0, workers: int 
         x, ok = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return {"x": x[ok]}
 
-    return _load_or_make(path, make)["x"].astype(np.float32) / 255.0
+    return cached_arrays(path, make)["x"].astype(np.float32) / 255.0
 
 
 __all__ = ["TRAIN_STYLES", "draw_outlier", "outlier_inputs", "rendered_copies"]
