@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from hcr.predictor import Prediction, Predictor
 
 CHUNK = 50  # renders per worker task
-_EMNIST_NAMES = {"byclass": "ByClass", "bymerge": "ByMerge", "balanced": "Balanced", "letters": "Letters", "digits": "Digits", "mnist": "MNIST"}
 
 # --------------------------------------------------------------------------- rendering (workers)
 
@@ -98,13 +97,9 @@ def _chunks(kind: str, which: int, n: int) -> list[tuple[str, int, int, int]]:
 
 def split_title(source: "DataSource", split: str) -> str:
     """How the evaluated split is named in reports, e.g. 'EMNIST ByClass subset (dev-val)'."""
-    name = source.name
-    if name.startswith("emnist-"):
-        subset = _EMNIST_NAMES.get(name[len("emnist-") :], name)
-        return f"EMNIST {subset}{' subset' if split.startswith('dev-') else ''} ({split})"
-    if name == "mnist":
-        return f"MNIST ({split})"
-    return f"{name} ({split})"
+    from hcr.engine import split_name
+
+    return split_name(source.name, split)
 
 
 def score(preds: Sequence["Prediction"], truth: Sequence[str]) -> dict[str, float]:

@@ -454,17 +454,27 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
 # --------------------------------------------------------------------------- evaluation
 
 
-def describe_split(data: str, split: str, n: int) -> str:
-    """An honest name for the figures' data: official test sets vs development subsets."""
+_EMNIST_NAMES = {"byclass": "ByClass", "bymerge": "ByMerge", "balanced": "Balanced", "letters": "Letters", "digits": "Digits", "mnist": "MNIST"}
+
+
+def split_name(data: str, split: str) -> str:
+    """An honest short name for a split: "EMNIST ByClass subset (dev-val)" for the
+    development subsets, "MNIST official test set", "EMNIST ByClass official test split"."""
     name = data.split(":")[0]
-    emnist = {"byclass": "ByClass", "bymerge": "ByMerge", "balanced": "Balanced", "letters": "Letters", "digits": "Digits", "mnist": "MNIST"}
-    if name.startswith("emnist-") and split.startswith("dev-"):
-        return f"EMNIST {emnist[name[7:]]} subset ({split}), {n:,} images — not the official EMNIST test set"
+    if name.startswith("emnist-") and name[7:] in _EMNIST_NAMES:
+        subset = _EMNIST_NAMES[name[7:]]
+        return f"EMNIST {subset} subset ({split})" if split.startswith("dev-") else f"EMNIST {subset} official {split} split"
     if name == "mnist" and split == "test":
-        return f"MNIST official test set, {n:,} images"
-    if name.startswith("emnist-"):
-        return f"EMNIST {emnist[name[7:]]} official {split} split, {n:,} images"
-    return f"{data} ({split} split), {n:,} images"
+        return "MNIST official test set"
+    return f"{data} ({split} split)"
+
+
+def describe_split(data: str, split: str, n: int) -> str:
+    """:func:`split_name` with the sample count, and a warning on development subsets."""
+    text = f"{split_name(data, split)}, {n:,} images"
+    if data.startswith("emnist-") and split.startswith("dev-"):
+        text += " — not the official EMNIST test set"
+    return text
 
 
 def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, known_classes_only: bool = False) -> dict[str, Any]:
@@ -522,4 +532,4 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     return rep
 
 
-__all__ = ["FitResult", "Split", "calibrate", "calibrate_checkpoint", "fit_temperature", "describe_split", "evaluate_checkpoint", "evaluate_split", "fit", "init_from_checkpoint", "prepare", "seed_everything"]
+__all__ = ["FitResult", "Split", "calibrate", "calibrate_checkpoint", "fit_temperature", "describe_split", "evaluate_checkpoint", "split_name", "evaluate_split", "fit", "init_from_checkpoint", "prepare", "seed_everything"]
