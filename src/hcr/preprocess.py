@@ -30,7 +30,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Sequence, Union
 
 import cv2
 import numpy as np
@@ -450,8 +450,8 @@ def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages:
     return Preprocessed(out, False, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), inverted, st)
 
 
-def preprocess_many(images: np.ndarray | list[np.ndarray], spec: PreprocessSpec | None = None, progress: bool = False, desc: str = "preprocess") -> tuple[np.ndarray, np.ndarray]:
-    """Preprocess a collection of grey ``uint8`` images.
+def preprocess_many(images: np.ndarray | Sequence[ImageInput], spec: PreprocessSpec | None = None, progress: bool = False, desc: str = "preprocess") -> tuple[np.ndarray, np.ndarray]:
+    """Preprocess a collection of images (arrays of grey ``uint8`` images, or anything :func:`preprocess` takes).
 
     Returns ``(inputs, blank)``: float32 ``(N, size, size)`` and a boolean mask of blank images.
     """

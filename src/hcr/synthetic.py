@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ import numpy as np
 from . import preprocess as _pp
 from .cache import cache_file, cached_arrays
 from . import render as _render
-from .preprocess import PreprocessSpec, preprocess
+from .preprocess import PreprocessSpec, preprocess_many
 
 #: Styles used for rendered training copies (all of :data:`hcr.render.STYLES`).
 TRAIN_STYLES: tuple[str, ...] = _render.STYLES
@@ -54,18 +54,18 @@ def _run_chunks(fn: Callable[..., tuple[np.ndarray, np.ndarray]], chunks: list[t
 # --------------------------------------------------------------------------- rendered copies
 
 
-def _render_chunk(glyphs: np.ndarray, seeds: np.ndarray, spec_dict: dict, styles: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    spec = PreprocessSpec.from_dict(spec_dict)
-    out = np.zeros((len(glyphs), spec.size, spec.size), np.uint8)
-    ok = np.zeros(len(glyphs), bool)
-    for i, (g, s) in enumerate(zip(glyphs, seeds)):
+def _preprocessed(images: list[Any], spec_dict: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs as ``uint8`` and which ones hold ink, through the shared preprocessing."""
+    x, blank = preprocess_many(images, PreprocessSpec.from_dict(spec_dict))
+    return np.round(x * 255.0).astype(np.uint8), ~blank
+
+
+def _render_chunk(glyphs: np.ndarray, seeds: np.ndarray, spec_dict: dict[str, Any], styles: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    images = []
+    for g, s in zip(glyphs, seeds):
         rng = np.random.default_rng(int(s))
-        style = styles[int(rng.integers(len(styles)))]
-        p = preprocess(_render.render(g, style, rng), spec)
-        if not p.blank:
-            out[i] = np.round(p.image * 255.0).astype(np.uint8)
-            ok[i] = True
-    return out, ok
+        images.append(_render.render(g, styles[int(rng.integers(len(styles)))], rng))
+    return _preprocessed(images, spec_dict)
 
 
 def rendered_copies(inputs: np.ndarray, spec: PreprocessSpec, *, seed: int = 0, styles: tuple[str, ...] = TRAIN_STYLES, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -120,16 +120,8 @@ def draw_outlier(rng: np.random.Generator, side: int = _OUTLIER_SIDE) -> np.ndar
     return img
 
 
-def _outlier_chunk(seeds: np.ndarray, spec_dict: dict) -> tuple[np.ndarray, np.ndarray]:
-    spec = PreprocessSpec.from_dict(spec_dict)
-    out = np.zeros((len(seeds), spec.size, spec.size), np.uint8)
-    ok = np.zeros(len(seeds), bool)
-    for i, s in enumerate(seeds):
-        p = preprocess(draw_outlier(np.random.default_rng(int(s))), spec)
-        if not p.blank:
-            out[i] = np.round(p.image * 255.0).astype(np.uint8)
-            ok[i] = True
-    return out, ok
+def _outlier_chunk(seeds: np.ndarray, spec_dict: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    return _preprocessed([draw_outlier(np.random.default_rng(int(s))) for s in seeds], spec_dict)
 
 
 def outlier_inputs(n: int, spec: PreprocessSpec, *, seed: int = 0, workers: int | None = None) -> np.ndarray:
