@@ -227,6 +227,7 @@ class AnswerFilter:
             self.groups = case_groups(label_map.symbols, self.mask)
         else:
             self.groups = [(i,) for i in np.flatnonzero(self.mask).tolist()]
+        self._first = np.array([g[0] for g in self.groups], np.int64)  # the class of each unmerged answer
         # a merged group that holds exactly one character the charset names is reported as it
         self._named = np.full(len(self.groups), -1, np.int64)
         if self.charset is not None and ignore_case:
@@ -255,8 +256,7 @@ class AnswerFilter:
         summed over its case group) and the class index that names it in that row."""
         restricted = self.restrict(probs)
         if not self.ignore_case:  # one class per answer: no merging to do
-            cols = np.array([g[0] for g in self.groups], np.int64)
-            return restricted[:, cols], np.broadcast_to(cols, (restricted.shape[0], len(cols)))
+            return restricted[:, self._first], np.broadcast_to(self._first, (restricted.shape[0], len(self._first)))
         scores, member = merge_case(restricted, self.groups)
         return scores, np.where(self._named >= 0, self._named, member)
 

@@ -280,8 +280,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
+    """The image files named by ``inputs`` (folders searched recursively); an error for a
+    model file passed as an image, or when nothing is left."""
     from .data.folder import IMAGE_SUFFIXES
 
+    for item in inputs:  # the model used to be the first positional argument of predict
+        if Path(item).suffix.lower() == ".pt":
+            raise HcrError(f"{item} looks like a model file, not an image: pass it as --model {item}")
     files: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -289,6 +294,8 @@ def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
             files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
         else:
             files.append(p)  # missing files are reported per file by the predictor
+    if not files:
+        raise HcrError("no image files found in: " + ", ".join(inputs))
     return files
 
 
@@ -298,13 +305,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from .predictor import Predictor
 
-    for item in args.inputs:  # the model used to be the first positional argument
-        if Path(item).suffix.lower() == ".pt":
-            raise HcrError(f"{item} looks like a model file, not an image: pass it as --model {item}")
-    predictor = Predictor.load(args.model, threshold=args.threshold, device=args.device, charset=args.charset, ignore_case=args.ignore_case)
     files = _expand_inputs(args.inputs)
-    if not files:
-        raise HcrError("no image files found in: " + ", ".join(args.inputs))
+    predictor = Predictor.load(args.model, threshold=args.threshold, device=args.device, charset=args.charset, ignore_case=args.ignore_case)
     preds = predictor.predict_files(files, top_k=args.top_k)
     save_dir = Path(args.save_input) if args.save_input else None
     if save_dir:
@@ -349,14 +351,9 @@ def cmd_read(args: argparse.Namespace) -> int:
     from .reader import Reader
     from .report import annotate_reading
 
-    for item in args.inputs:
-        if Path(item).suffix.lower() == ".pt":
-            raise HcrError(f"{item} looks like a model file, not an image: pass it as --model {item}")
+    files = _expand_inputs(args.inputs)
     reader = Reader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
                          device=args.device, lexicon=args.lexicon, context=not args.no_context)
-    files = _expand_inputs(args.inputs)
-    if not files:
-        raise HcrError("no image files found in: " + ", ".join(args.inputs))
     out_dir = Path(args.annotate) if args.annotate else None
     used: set[str] = set()
     failed = empty = chars = uncertain = 0

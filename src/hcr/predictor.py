@@ -125,12 +125,10 @@ class Predictor:
     def load(cls, model: str | os.PathLike[str] | None = None, *, threshold: float = 0.5, device: str = "cpu", charset: str | None = None, ignore_case: bool = False) -> "Predictor":
         """Load a pretrained model by name (``chars``, ``digits``, ``letters``; None: the
         default, ``chars``) or a model file written by ``hcr train``."""
-        from .pretrained import is_pretrained_name, resolve_model
+        from .pretrained import DEFAULT_MODEL, is_pretrained_name, resolve_model
 
         pred = cls.from_checkpoint(load_checkpoint(resolve_model(model)), threshold=threshold, device=device, charset=charset, ignore_case=ignore_case)
         if model is None or is_pretrained_name(model):
-            from .pretrained import DEFAULT_MODEL
-
             pred.meta["pretrained"] = DEFAULT_MODEL if model is None else str(model)
         return pred
 
