@@ -28,105 +28,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from hcr.compose import KINDS, WORDS, GlyphPool, compose, make_text
 from hcr.metrics import levenshtein
 from hcr.render import STYLES, render_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness import run_and_report, split_title  # noqa: E402  (the same naming of splits: "EMNIST ByClass subset (dev-val)")
-
-# a small word list: common words and names (letters only)
-WORDS = (
-    "the and for you with have this from they will would there their what about which when make "
-    "like time just know take people into year your good some could them other than then look "
-    "only come over think also back after work first well even want because these give most "
-    "name date code street house room class number phone city order total paid page form "
-    "anna maria peter john smith miller berlin paris london school market river garden window "
-    "letter table paper yellow green black white water money world hello friday monday april"
-).split()
-
-KINDS = ("words", "number", "date", "mixed")
-CELL = 28  # data-set glyph side
-
-
-# --------------------------------------------------------------------------- texts
-
-
-def _word(rng: np.random.Generator) -> str:
-    w = str(rng.choice(WORDS))
-    r = rng.random()
-    return w.capitalize() if r < 0.3 else w.upper() if r < 0.4 else w
-
-
-def _number(rng: np.random.Generator) -> str:
-    return "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 9))))
-
-
-def _date(rng: np.random.Generator) -> str:
-    y, m, d = int(rng.integers(1950, 2031)), int(rng.integers(1, 13)), int(rng.integers(1, 29))
-    return f"{d:02d}.{m:02d}.{y}" if rng.random() < 0.5 else f"{y}-{m:02d}-{d:02d}"
-
-
-def make_text(kind: str, rng: np.random.Generator) -> str:
-    """A line of the given kind: 2-4 words, 1-3 numbers, a date, or words with a number or date."""
-    if kind == "words":
-        return " ".join(_word(rng) for _ in range(int(rng.integers(2, 5))))
-    if kind == "number":
-        return " ".join(_number(rng) for _ in range(int(rng.integers(1, 4))))
-    if kind == "date":
-        return _date(rng)
-    return " ".join([_word(rng) for _ in range(int(rng.integers(1, 3)))] + [_number(rng) if rng.random() < 0.5 else _date(rng)])
-
-
-# --------------------------------------------------------------------------- composing
-
-
-def _mark_glyph(mark: str, rng: np.random.Generator) -> np.ndarray:
-    """A '.' or '-' in a data-set cell: a dot on the baseline, a dash at mid-height, in the
-    data set's stroke width (about 2.5 px), anti-aliased, ink bright."""
-    img = np.zeros((CELL, CELL), np.uint8)
-    if mark == ".":
-        r = rng.uniform(1.3, 2.2)
-        cv2.circle(img, (14 * 16, int(rng.uniform(21, 23.5) * 16)), int(r * 16), 255, -1, lineType=cv2.LINE_AA, shift=4)
-    else:
-        half = rng.uniform(3.5, 6.0)
-        y = rng.uniform(12.5, 15.5)
-        tilt = rng.uniform(-1.0, 1.0)
-        p0, p1 = (int((14 - half) * 16), int((y + tilt) * 16)), (int((14 + half) * 16), int((y - tilt) * 16))
-        cv2.line(img, p0, p1, 255, int(round(rng.uniform(2.0, 3.0))), lineType=cv2.LINE_AA, shift=4)
-    return img
-
-
-def _ink_columns(g: np.ndarray) -> np.ndarray:
-    """The glyph's columns that hold stroke (two pixels above a third of its peak), so the
-    gaps laid between glyphs are gaps between strokes, not between faint rims or stray dots."""
-    cols = np.flatnonzero((g > max(20, int(g.max()) // 3)).sum(axis=0) >= 2)
-    return g[:, cols[0] : cols[-1] + 1] if cols.size else g[:, :1]
-
-
-def compose(text: str, pool: dict[str, np.ndarray], images: np.ndarray | Sequence[np.ndarray], rng: np.random.Generator, touch: float = 0.05) -> np.ndarray:
-    """The line ``text`` as one ink-bright uint8 array, 28 px glyph cells side by side:
-    1-5 px between letters (-1 px, i.e. touching, with probability ``touch``), 10-16 px
-    between words, +-1 px vertical jitter."""
-    pieces: list[tuple[np.ndarray, int]] = []
-    gap_next = 0
-    for ch in text:
-        if ch == " ":
-            gap_next = int(rng.integers(10, 17))
-            continue
-        g = _mark_glyph(ch, rng) if ch in ".-" else images[int(rng.choice(pool[ch]))]
-        pieces.append((_ink_columns(g), gap_next))
-        gap_next = -1 if rng.random() < touch else int(rng.integers(1, 6))
-    width = 8 + sum(max(p.shape[1] + gap, 1) for p, gap in pieces) + 8
-    line = np.zeros((CELL + 6, width), np.uint8)
-    x = 8
-    for i, (p, gap) in enumerate(pieces):
-        x += gap if i else 0
-        y = 3 + int(rng.integers(-1, 2))
-        region = line[y : y + CELL, x : x + p.shape[1]]
-        np.maximum(region, p, out=region)
-        x += p.shape[1]
-    return line[:, : x + 8]
-
 
 # --------------------------------------------------------------------------- scoring
 
@@ -168,7 +75,7 @@ def _row(name: str, f: dict[str, float]) -> str:
 # --------------------------------------------------------------------------- the A4 page
 
 
-def make_page(pool: dict[str, np.ndarray], images: np.ndarray | Sequence[np.ndarray], rng: np.random.Generator, lines: int = 20) -> tuple[np.ndarray, str]:
+def make_page(pool: GlyphPool, rng: np.random.Generator, lines: int = 20) -> tuple[np.ndarray, str]:
     """A 2480 x 3508 grey scan (A4 at 300 dpi) of ``lines`` handwritten lines (characters
     about 75 px, 6 mm, tall), dark ink on white paper with mild blur and noise, and its text."""
     h_page, w_page, margin = 3508, 2480, 200
@@ -182,7 +89,7 @@ def make_page(pool: dict[str, np.ndarray], images: np.ndarray | Sequence[np.ndar
         line: np.ndarray | None = None
         while len(parts) < 12:  # add words, numbers and dates while the line fits the page
             candidate = parts + [make_text(str(rng.choice(KINDS)), rng)]
-            trial = compose(" ".join(candidate), pool, images, rng)
+            trial = compose(" ".join(candidate), pool, rng)
             if trial.shape[1] * scale > room:
                 break
             parts, line = candidate, trial
@@ -213,11 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     source = get_source(args.data, args.data_dir)
     source.auto_download = False
     samples = source.load(args.split)
-    symbols = samples.label_map.symbols
-    groups: dict[str, list[int]] = {}
-    for i, t in enumerate(samples.targets):
-        groups.setdefault(symbols[int(t)], []).append(i)
-    pool = {k: np.asarray(v) for k, v in groups.items()}
+    pool = GlyphPool.from_samples(samples.images, samples.targets, samples.label_map.symbols)
     reader = Reader.load(args.model)
     lex_reader = Reader(reader.predictor, lexicon=Lexicon(WORDS, ignore_case=True))
     title = split_title(source, args.split)
@@ -237,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rng = np.random.default_rng([args.seed, si, i])
             kind = KINDS[i % len(KINDS)]
             text = make_text(kind, rng)
-            img = render_line(compose(text, pool, samples.images, rng), style, rng)
+            img = render_line(compose(text, pool, rng), style, rng)
             t = time.perf_counter()
             got = reader.read(img).text
             dt = time.perf_counter() - t
@@ -270,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {style}: {ref!r} -> {hyp!r}")
 
     # the A4 page
-    page, page_text = make_page(pool, samples.images, np.random.default_rng([args.seed, 99]), lines=20)
+    page, page_text = make_page(pool, np.random.default_rng([args.seed, 99]), lines=20)
     times = []
     with tempfile.TemporaryDirectory() as tmp:  # timed from the PNG file, decoding included
         page_file = Path(tmp) / "page.png"

@@ -14,7 +14,7 @@ from helpers_train import hcr_cache, single_thread  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-MODELS = list_models()
+MODELS = list_models("classify")  # the CRNN has its own contract tests (test_crnn.py)
 
 
 def test_registry_has_the_documented_models() -> None:

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -368,3 +370,32 @@ class Augmenter:
         top = (draw.uniform(b) * (h - height + 1)).floor()
         left = (draw.uniform(b) * (w - width + 1)).floor()
         return _erase_mask(top, left, height, width, size) & selected.view(-1, 1, 1, 1)
+
+
+def augment_line(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random variant of a preprocessed line (training only; ``uint8`` or float in
+    [0, 1], ink bright, fixed height): horizontal stretch 0.8-1.25, slant (shear +-0.3),
+    height 0.8-1 of the line with a vertical shift, thinner or bolder strokes, fainter
+    ink, blur and noise. Returns float32 in [0, 1] of the same height."""
+    x = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
+    h, w = x.shape
+    sx = float(rng.uniform(0.8, 1.25))
+    sy = float(rng.uniform(0.8, 1.0))
+    shear = float(rng.uniform(-0.3, 0.3))
+    nw = max(8, int(round(w * sx + abs(shear) * h)))
+    dy = float(rng.uniform(-(1 - sy) * h / 2, (1 - sy) * h / 2))
+    # output -> input mapping: x_in = (x_out - shear*(y_out - h/2) - off) / sx ; y_in = (y_out - h/2 - dy)/sy + h/2
+    off = abs(shear) * h / 2
+    mat = np.array([[1 / sx, -shear / sx, (-off + shear * h / 2) / sx], [0, 1 / sy, h / 2 - (h / 2 + dy) / sy]], np.float32)
+    out = cv2.warpAffine(x, mat, (nw, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
+    r = rng.random()
+    if r < 0.2:
+        out = cv2.dilate(out, np.ones((2, 2), np.uint8))
+    elif r < 0.35:
+        out = cv2.erode(out, np.ones((2, 1), np.uint8))
+    if rng.random() < 0.3:
+        out = cv2.GaussianBlur(out, (3, 3), float(rng.uniform(0.3, 0.8)))
+    out = out * float(rng.uniform(0.6, 1.0))
+    if rng.random() < 0.3:
+        out = out + rng.normal(0, float(rng.uniform(0.01, 0.05)), out.shape).astype(np.float32)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

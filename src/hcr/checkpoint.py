@@ -5,9 +5,11 @@ with ``torch.load(weights_only=True)`` (no pickled objects, so loading a file ca
 code). Keys:
 
 ``format``        "hcr-checkpoint" and ``format_version``
+``task``          "classify" (one character) or "sequence" (a word or line, CTC); absent: classify
 ``model``         {"name": registry name, "kwargs": constructor arguments}
-``labels``        LabelMap.to_dict()
-``preprocess``    PreprocessSpec.to_dict()
+``labels``        LabelMap.to_dict(); for a sequence model the CTC classes: "" (the blank,
+                  index 0) then the alphabet, also written as ``codec`` (CTCCodec.to_dict())
+``preprocess``    PreprocessSpec.to_dict(), or LineSpec.to_dict() for a sequence model
 ``state_dict``    the weights
 ``config``        the training configuration (plain dict)
 ``metrics``       best validation figures etc.
@@ -33,9 +35,9 @@ from torch import nn
 
 from . import __version__
 from .errors import HcrError, ModelFileError
-from .labels import LabelMap
-from .models import create_model
-from .preprocess import PreprocessSpec
+from .labels import BLANK, CTCCodec, LabelMap
+from .models import TASKS, create_model
+from .preprocess import LineSpec, PreprocessSpec
 
 FORMAT = "hcr-checkpoint"
 FORMAT_VERSION = 1
@@ -46,7 +48,7 @@ class Checkpoint:
     model_name: str
     model_kwargs: dict[str, Any]
     label_map: LabelMap
-    spec: PreprocessSpec
+    spec: PreprocessSpec | LineSpec
     state_dict: dict[str, torch.Tensor]
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -54,6 +56,19 @@ class Checkpoint:
     train_state: dict[str, Any] | None = None
     temperature: float = 1.0  # softmax temperature fitted on held-out data (1.0: uncalibrated)
     source: str = "<checkpoint>"  # where it was loaded from, for error messages
+    task: str = "classify"  # "classify" or "sequence"
+
+    @property
+    def codec(self) -> CTCCodec:
+        """The CTC codec of a sequence model (its classes after the blank)."""
+        if self.task != "sequence":
+            raise ModelFileError(f"{self.source}: a character classifier has no CTC codec")
+        return CTCCodec(self.label_map.symbols[BLANK + 1 :])
+
+    @staticmethod
+    def sequence_labels(codec: CTCCodec) -> LabelMap:
+        """The label map stored for a sequence model: the blank ("") then the alphabet."""
+        return LabelMap(("",) + codec.alphabet)
 
     def build_model(self) -> nn.Module:
         """Instantiate the network and load the weights (strictly: every tensor must match)."""
@@ -73,6 +88,7 @@ class Checkpoint:
         d: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "task": self.task,
             "model": {"name": self.model_name, "kwargs": dict(self.model_kwargs)},
             "labels": self.label_map.to_dict(),
             "preprocess": self.spec.to_dict(),
@@ -82,6 +98,8 @@ class Checkpoint:
             "versions": self.versions or current_versions(),
             "calibration": {"temperature": float(self.temperature)},
         }
+        if self.task == "sequence":
+            d["codec"] = self.codec.to_dict()
         if self.train_state is not None:
             d["train_state"] = self.train_state
         return d
@@ -152,9 +170,15 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     for key in ("config", "metrics", "versions"):
         if not isinstance(d.get(key, {}), dict):
             raise ModelFileError(f"{where}: not a valid hcr model file (malformed {key!r})")
+    task = d.get("task", "classify")
+    if task not in TASKS:
+        raise ModelFileError(f"{where}: not a valid hcr model file (unknown task {task!r})")
     try:
         labels = LabelMap.from_dict(_require(d, "labels", dict, where))
-        spec = PreprocessSpec.from_dict(_require(d, "preprocess", dict, where))
+        spec_dict = _require(d, "preprocess", dict, where)
+        spec: PreprocessSpec | LineSpec = LineSpec.from_dict(spec_dict) if task == "sequence" else PreprocessSpec.from_dict(spec_dict)
+        if task == "sequence" and (labels.symbols[0] != "" or CTCCodec.from_dict(_require(d, "codec", dict, where)).alphabet != labels.symbols[1:]):
+            raise ValueError("the CTC codec does not match the labels (blank first, then the alphabet)")
     except (HcrError, KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{where}: malformed metadata ({e})") from None
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
@@ -174,6 +198,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         train_state=d.get("train_state"),
         temperature=float(temperature),
         source=where,
+        task=task,
     )
     ckpt.build_model()  # reject files whose weights do not fit their declared model, now
     return ckpt

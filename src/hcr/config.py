@@ -12,10 +12,43 @@ import yaml
 from .errors import HcrError
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; stored in every checkpoint."""
+class _Recipe:
+    """Dict round trip and command-line overrides shared by the recipe dataclasses."""
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Any:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise HcrError(f"unknown training option(s) {unknown}; valid: {sorted(known)}")
+        return cls(**dict(d))
+
+    def updated(self, **overrides: Any) -> Any:
+        """A copy with the non-None overrides applied (command-line flags)."""
+        d = self.to_dict()
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return type(self).from_dict(d)
+
+    def _check_optimisation(self) -> None:
+        epochs, batch, opt, sched = self.epochs, self.batch_size, self.optimizer, self.schedule  # type: ignore[attr-defined]
+        if epochs < 1 or batch < 1:
+            raise HcrError(f"epochs and batch size must be positive (got {epochs}, {batch})")
+        if opt not in ("adamw", "adam"):
+            raise HcrError(f"optimizer must be adamw or adam, got {opt!r}")
+        if sched not in ("onecycle", "cosine", "constant"):
+            raise HcrError(f"schedule must be onecycle, cosine or constant, got {sched!r}")
+        if not 0.0 < self.val_fraction < 1.0:  # type: ignore[attr-defined]
+            raise HcrError(f"val_fraction must be in (0, 1), got {self.val_fraction}")  # type: ignore[attr-defined]
+
+
+@dataclass
+class TrainConfig(_Recipe):
+    """Everything that defines a training run of a character classifier; stored in every checkpoint."""
+
+    task: str = "classify"
     data: str = "digits"  # data set spec (see ``hcr data list``)
     data_dir: str | None = None  # defaults to $HCR_DATA_DIR or the user cache
     data_options: dict[str, Any] = field(default_factory=dict)  # source options, e.g. {transpose: true} for csv
@@ -44,40 +77,52 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     finetune: str | None = None  # checkpoint to start from (its label set may differ)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise HcrError(f"unknown training option(s) {unknown}; valid: {sorted(known)}")
-        return cls(**dict(d))
-
-    def updated(self, **overrides: Any) -> "TrainConfig":
-        """A copy with the non-None overrides applied (command-line flags)."""
-        d = self.to_dict()
-        d.update({k: v for k, v in overrides.items() if v is not None})
-        return TrainConfig.from_dict(d)
-
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise HcrError(f"epochs and batch size must be positive (got {self.epochs}, {self.batch_size})")
-        if self.optimizer not in ("adamw", "adam"):
-            raise HcrError(f"optimizer must be adamw or adam, got {self.optimizer!r}")
-        if self.schedule not in ("onecycle", "cosine", "constant"):
-            raise HcrError(f"schedule must be onecycle, cosine or constant, got {self.schedule!r}")
+        if self.task != "classify":
+            raise HcrError(f"a character recipe has task: classify, got {self.task!r}")
+        self._check_optimisation()
         for name in ("render_fraction", "outliers"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise HcrError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.outlier_weight < 0 or self.render_pool < 0 or self.outlier_pool < 1:
             raise HcrError("outlier_weight and render_pool must be >= 0 and outlier_pool >= 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise HcrError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
 
-def load_config(path: str | Path) -> TrainConfig:
+@dataclass
+class SequenceConfig(_Recipe):
+    """A training run of a word/line recogniser (CRNN + CTC, :mod:`hcr.sequence`)."""
+
+    task: str = "sequence"
+    data: list[str] = field(default_factory=lambda: ["dhsd"])  # line data sets (hcr.data.lines); the first picks the best epoch
+    data_dir: str | None = None
+    data_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per data spec, e.g. {synth:emnist-byclass: {count: 8000}}
+    val_fraction: float = 0.1  # writers (or lines) of a folder held out for validation
+    max_train_samples: int | None = None  # cap per data set (seeded subset) for quick runs
+    model: str = "crnn"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    preprocess: dict[str, Any] = field(default_factory=dict)  # LineSpec overrides
+    alphabet: str = ""  # characters to include beyond those of the training texts
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    augment: bool = True  # random stretch, slant, stroke width, contrast and noise (hcr.augment.augment_line)
+    early_stopping: int = 0
+    seed: int = 0
+    device: str = "auto"
+    finetune: str | None = None  # a sequence model file to start from (its alphabet may differ)
+
+    def validate(self) -> None:
+        if self.task != "sequence":
+            raise HcrError(f"a sequence recipe has task: sequence, got {self.task!r}")
+        self._check_optimisation()
+        if not self.data or not all(isinstance(d, str) for d in self.data):
+            raise HcrError("data must be a list of line data sets (lines:PATH, dhsd, synth:DATA)")
+
+
+def load_config(path: str | Path) -> TrainConfig | SequenceConfig:
     p = Path(path)
     if not p.exists():
         raise HcrError(f"{p}: recipe not found")
@@ -87,4 +132,8 @@ def load_config(path: str | Path) -> TrainConfig:
         raise HcrError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(d, dict):
         raise HcrError(f"{p}: a recipe must be a mapping of option: value")
+    if d.get("task") == "sequence":
+        if isinstance(d.get("data"), str):
+            d["data"] = [d["data"]]
+        return SequenceConfig.from_dict(d)
     return TrainConfig.from_dict(d)

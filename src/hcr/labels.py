@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterable, Sequence
 
 from .errors import DataError
@@ -96,3 +97,77 @@ def charset(names: Sequence[str]) -> LabelMap:
     for n in names:
         out.extend(groups[n])
     return LabelMap(tuple(out))
+
+
+#: The CTC blank's index in every :class:`CTCCodec`.
+BLANK = 0
+
+
+@dataclass(frozen=True)
+class CTCCodec:
+    """Text <-> label sequences for CTC, with one convention: **index 0 is the blank** and
+    symbol ``i`` of ``alphabet`` is class ``i + 1``; a model's output has
+    ``len(alphabet) + 1`` classes.
+
+    Decoding a per-column path collapses runs of the same class and then drops blanks, so a
+    doubled letter ("ll") survives only with a blank between its two runs. The alphabet is
+    saved in model files (``to_dict``) so the decoder always matches the network.
+    """
+
+    alphabet: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.alphabet:
+            raise DataError("a CTC alphabet needs at least one symbol")
+        if any(len(s) != 1 for s in self.alphabet):
+            raise DataError("CTC alphabet symbols must be single characters")
+        if len(set(self.alphabet)) != len(self.alphabet):
+            raise DataError("CTC alphabet has duplicate symbols")
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], extra: str = "") -> "CTCCodec":
+        """The sorted set of characters in ``texts`` (plus ``extra``)."""
+        return cls(tuple(sorted(set("".join(texts)) | set(extra))))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.alphabet) + 1
+
+    def symbol(self, index: int) -> str:
+        """The character of class ``index`` ("" for the blank)."""
+        return "" if index == BLANK else self.alphabet[index - 1]
+
+    def encode(self, text: str) -> list[int]:
+        """Class indices of ``text``; a character outside the alphabet is an error."""
+        lookup = self._lookup
+        try:
+            return [lookup[c] for c in text]
+        except KeyError as e:
+            raise DataError(f"character {e.args[0]!r} of {text!r} is not in the model's alphabet") from None
+
+    def can_encode(self, text: str) -> bool:
+        return all(c in self._lookup for c in text)
+
+    def decode(self, path: Iterable[int]) -> str:
+        """The text of a per-column best path: collapse repeats, then drop blanks."""
+        out: list[str] = []
+        prev = BLANK
+        for k in path:
+            k = int(k)
+            if k != prev and k != BLANK:
+                out.append(self.alphabet[k - 1])
+            prev = k
+        return "".join(out)
+
+    @cached_property
+    def _lookup(self) -> dict[str, int]:
+        return {c: i + 1 for i, c in enumerate(self.alphabet)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alphabet": "".join(self.alphabet), "blank": BLANK}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CTCCodec":
+        if d.get("blank", BLANK) != BLANK:
+            raise DataError(f"unsupported CTC blank index {d.get('blank')!r} (hcr uses {BLANK})")
+        return cls(tuple(str(d["alphabet"])))

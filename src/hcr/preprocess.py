@@ -71,11 +71,48 @@ class PreprocessSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "PreprocessSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown preprocessing keys {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**dict(d))
+        return _spec_from_dict(cls, d)
+
+
+def _spec_from_dict(cls: Any, d: Mapping[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown preprocessing keys {sorted(unknown)}; valid: {sorted(known)}")
+    return cls(**dict(d))
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """Parameters of :func:`preprocess_line` (words and lines for the CRNN); stored in
+    sequence model files. Polarity, background and ink mask follow :func:`find_ink` with
+    the same meaning as in :class:`PreprocessSpec`."""
+
+    height: int = 32  # output height in pixels; the width follows the ink's aspect ratio
+    pad: int = 2  # empty rows above and below the ink, and columns on each side
+    max_width: int = 2048  # wider lines are scaled down to this width
+    polarity: str = "auto"
+    min_contrast: float = 40.0
+    min_ink_pixels: int = 6
+    speck_fraction: float = 0.002  # of a whole line's ink: only dust, not i-dots or commas
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.height <= 256 or not 0 <= self.pad < self.height // 4:
+            raise ValueError(f"invalid line sizes: height={self.height}, pad={self.pad} (need 16 <= height <= 256, pad < height/4)")
+        if self.max_width < 4 * self.height:
+            raise ValueError(f"max_width must be at least 4 x height, got {self.max_width}")
+        PreprocessSpec(polarity=self.polarity)  # same polarity check
+
+    def ink_spec(self) -> PreprocessSpec:
+        """The :func:`find_ink` parameters."""
+        return PreprocessSpec(polarity=self.polarity, min_contrast=self.min_contrast, min_ink_pixels=self.min_ink_pixels, speck_fraction=self.speck_fraction)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "LineSpec":
+        return _spec_from_dict(cls, d)
 
 
 @dataclass
@@ -415,6 +452,19 @@ def find_ink(image: ImageInput, spec: PreprocessSpec | None = None, *, name: str
     return InkMap(grey, ink, signal, mask, inverted)
 
 
+def _ink_levels(signal: np.ndarray, mask: np.ndarray, min_contrast: float) -> np.ndarray:
+    """Ink in [0, 1]: a high percentile of the masked signal maps to 1.0, anti-aliased
+    edges keep their grey levels, everything away from the ink is zeroed."""
+    level = max(float(np.percentile(signal[mask], 90)), min_contrast)
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return np.where(near, np.clip(signal / level, 0.0, 1.0), 0.0).astype(np.float32)
+
+
+def _quantise(x: np.ndarray) -> np.ndarray:
+    """8-bit steps, like an image file: a PNG of the input reads back identically."""
+    return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+
+
 def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages: bool = False, name: str | None = None) -> Preprocessed:
     """Turn any image into model input. See the module docstring for the steps."""
     spec = spec or PreprocessSpec()
@@ -432,9 +482,7 @@ def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages:
         return Preprocessed(out, True, None, inverted, st)
     # ink level: a high percentile of the masked signal maps to 1.0; anti-aliased edges keep
     # their grey levels; everything away from the ink (noise, stains) is zeroed.
-    level = max(float(np.percentile(signal[mask], 90)), spec.min_contrast)
-    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    norm = np.where(near, np.clip(signal / level, 0.0, 1.0), 0.0).astype(np.float32)
+    norm = _ink_levels(signal, mask, spec.min_contrast)
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     glyph = norm[y0:y1, x0:x1]
@@ -444,10 +492,44 @@ def preprocess(image: ImageInput, spec: PreprocessSpec | None = None, *, stages:
         st["crop"] = (glyph * 255).astype(np.uint8)
     # Quantised to 8-bit steps, like an image file: saving the input as a PNG and reading
     # it back gives exactly the same model input.
-    out = np.round(np.clip(_fit_and_centre(glyph, spec), 0.0, 1.0) * 255.0).astype(np.float32) / 255.0
+    out = _quantise(_fit_and_centre(glyph, spec))
     if stages:
         st["input"] = np.round(out * 255.0).astype(np.uint8)
     return Preprocessed(out, False, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), inverted, st)
+
+
+def preprocess_line(image: ImageInput, spec: LineSpec | None = None, *, stages: bool = False, name: str | None = None) -> Preprocessed:
+    """Turn an image of a word or a line into CRNN input: steps 1-3 of :func:`preprocess`
+    (polarity, background, ink mask: :func:`find_ink`), the same ink levels, then the
+    ink's bounding box scaled to ``height - 2 * pad`` rows keeping its aspect ratio
+    (narrower than ``max_width``) and padded. ``image`` of the result is float32
+    ``(height, width)``; a blank image gives a ``(height, height)`` zero array."""
+    spec = spec or LineSpec()
+    found = find_ink(image, spec.ink_spec(), name=name)
+    st: dict[str, np.ndarray] = {"grey": found.grey, "flattened": found.flattened()} if stages else {}
+    if found.mask is None:
+        out = np.zeros((spec.height, spec.height), np.float32)
+        if stages:
+            st["input"] = np.zeros_like(out, np.uint8)
+        return Preprocessed(out, True, None, found.inverted, st)
+    mask = found.mask
+    norm = _ink_levels(found.signal, mask, spec.min_contrast)
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    crop = norm[y0:y1, x0:x1]
+    h, w = crop.shape
+    inner = spec.height - 2 * spec.pad
+    f = min(inner / h, (spec.max_width - 2 * spec.pad) / w)
+    nh, nw = max(1, int(round(h * f))), max(1, int(round(w * f)))
+    g = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((spec.height, nw + 2 * spec.pad), np.float32)
+    top = (spec.height - nh) // 2
+    out[top : top + nh, spec.pad : spec.pad + nw] = g
+    out = _quantise(out)
+    if stages:
+        st["mask"] = mask.astype(np.uint8) * 255
+        st["input"] = np.round(out * 255.0).astype(np.uint8)
+    return Preprocessed(out, False, (x0, y0, x1 - x0, y1 - y0), found.inverted, st)
 
 
 def preprocess_many(images: np.ndarray | Sequence[ImageInput], spec: PreprocessSpec | None = None, progress: bool = False, desc: str = "preprocess") -> tuple[np.ndarray, np.ndarray]:

@@ -70,12 +70,13 @@ import numpy as np
 
 from .charset import NAMED_CHARSETS
 from .errors import HcrError
+from .lexicon import LEXICON_FLOOR, Lexicon, LexiconMatch
 from .metrics import LOOKALIKE_GROUPS
 from .predictor import Prediction, Predictor
 from .preprocess import ImageInput, Preprocessed, find_ink, load_image, preprocess
 from .segment import MARKS, Glyph, Layout, Line, cut_candidates, mark_of, segment
 
-__all__ = ["Lexicon", "ReadChar", "ReadLine", "ReadResult", "Reader", "read", "split_charset"]
+__all__ = ["CrnnReader", "ENGINES", "Lexicon", "ReadChar", "ReadLine", "ReadResult", "Reader", "read", "split_charset"]
 
 #: Answers kept per character in ``top_k``.
 TOP_K = 5
@@ -103,8 +104,6 @@ CONTEXT_SHARE = 0.75
 CONTEXT_PRIOR = 0.02
 #: Letters written alike in both cases (they take the case of their word).
 CASE_ALIKE = "CKOPSUVWXZckopsuvwxz"
-#: Lexicon: probabilities are floored here; -log of it is the cost of a missing/extra character.
-LEXICON_FLOOR = 1e-4
 
 
 # --------------------------------------------------------------------------- results
@@ -211,126 +210,6 @@ def split_charset(spec: str | None) -> tuple[str | None, str]:
     return (rest if marks else spec), marks
 
 
-# --------------------------------------------------------------------------- lexicon
-
-
-@dataclass
-class LexiconMatch:
-    """The lexicon entry chosen for a word, its cost, and the alignment of the word's
-    characters (``i``) to the entry's letters (``j``): pairs ``(i, j)``, ``(i, None)`` for a
-    character left out, ``(None, j)`` for a letter the reading missed."""
-
-    word: str
-    cost: float
-    alignment: list[tuple[int | None, int | None]]
-
-
-class Lexicon:
-    """The allowed words (see step 6 of the module docstring for the rule).
-
-    Entries are whitespace-separated words; duplicates are dropped, order is kept (it breaks
-    ties). With ``ignore_case`` entries and answers are compared without letter case and
-    the entry is returned as written."""
-
-    def __init__(self, words: Iterable[str], *, ignore_case: bool = False) -> None:
-        entries = list(dict.fromkeys(w for item in words for w in str(item).split()))
-        if not entries:
-            raise HcrError("the lexicon is empty")
-        self.words: tuple[str, ...] = tuple(entries)
-        self.ignore_case = ignore_case
-        keys = [self.key(w) for w in entries]
-        self.alphabet: tuple[str, ...] = tuple(sorted(set("".join(keys))))
-        index = {c: i for i, c in enumerate(self.alphabet)}
-        by_len: dict[int, list[int]] = {}
-        for i, k in enumerate(keys):
-            by_len.setdefault(len(k), []).append(i)
-        self._groups = {n: (np.asarray(ids), np.asarray([[index[c] for c in keys[i]] for i in ids], np.int64).reshape(len(ids), n)) for n, ids in sorted(by_len.items())}
-
-    def key(self, s: str) -> str:
-        """The form in which entries and answers are compared (lower case with ``ignore_case``)."""
-        return s.lower() if self.ignore_case else s
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, ignore_case: bool = False) -> "Lexicon":
-        """One entry per line (UTF-8; blank lines ignored)."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise HcrError(f"lexicon {p}: file not found") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise HcrError(f"lexicon {p}: cannot be read ({e})") from None
-        try:
-            return cls(text.splitlines(), ignore_case=ignore_case)
-        except HcrError:
-            raise HcrError(f"lexicon {p}: no words in the file") from None
-
-    def costs(self, options: Sequence[Mapping[str, float]]) -> np.ndarray:
-        """``(n, len(alphabet))``: ``-log p_i(c)``, floored (see :data:`LEXICON_FLOOR`), for
-        each position's answer probabilities ``options[i]`` (symbol -> probability)."""
-        floor = -math.log(LEXICON_FLOOR)
-        index = {c: i for i, c in enumerate(self.alphabet)}
-        out = np.full((len(options), len(self.alphabet)), floor)
-        for i, probs in enumerate(options):
-            for sym, p in probs.items():
-                j = index.get(self.key(sym))
-                if j is not None and p > 0:
-                    out[i, j] = min(out[i, j], -math.log(max(p, LEXICON_FLOOR)))
-        return out
-
-    def match(self, options: Sequence[Mapping[str, float]]) -> LexiconMatch:
-        """The entry closest to a word whose positions have answer probabilities
-        ``options`` (symbol -> probability; a punctuation mark is ``{mark: 1.0}``)."""
-        cost = self.costs(options)
-        indel = -math.log(LEXICON_FLOOR)
-        n = len(options)
-        best = (math.inf, -1)
-        for length, (ids, codes) in self._groups.items():
-            # edit-distance DP over all entries of this length at once: d[j] holds row i
-            d = np.tile(np.arange(length + 1, dtype=np.float64) * indel, (len(ids), 1))
-            for i in range(1, n + 1):
-                prev = d
-                d = np.empty_like(prev)
-                d[:, 0] = i * indel
-                sub = cost[i - 1][codes]  # (entries, length)
-                for j in range(1, length + 1):
-                    d[:, j] = np.minimum(np.minimum(prev[:, j - 1] + sub[:, j - 1], prev[:, j] + indel), d[:, j - 1] + indel)
-            total = d[:, length]
-            k = int(np.argmin(total))
-            cand = (float(total[k]), int(ids[k]))
-            # ties: the earlier entry
-            tied = ids[total <= cand[0] + 1e-9]
-            cand = (cand[0], int(tied.min()))
-            if cand < best:
-                best = cand
-        word = self.words[best[1]]
-        return LexiconMatch(word, best[0], self._align(cost, self.key(word)))
-
-    def _align(self, cost: np.ndarray, key: str) -> list[tuple[int | None, int | None]]:
-        index = {c: i for i, c in enumerate(self.alphabet)}
-        indel = -math.log(LEXICON_FLOOR)
-        n, m = cost.shape[0], len(key)
-        d = np.zeros((n + 1, m + 1))
-        d[:, 0] = np.arange(n + 1) * indel
-        d[0, :] = np.arange(m + 1) * indel
-        for i in range(1, n + 1):
-            for j in range(1, m + 1):
-                d[i, j] = min(d[i - 1, j - 1] + cost[i - 1, index[key[j - 1]]], d[i - 1, j] + indel, d[i, j - 1] + indel)
-        out: list[tuple[int | None, int | None]] = []
-        i, j = n, m
-        while i > 0 or j > 0:
-            if i > 0 and j > 0 and math.isclose(d[i, j], d[i - 1, j - 1] + cost[i - 1, index[key[j - 1]]], abs_tol=1e-9):
-                out.append((i - 1, j - 1))
-                i, j = i - 1, j - 1
-            elif i > 0 and math.isclose(d[i, j], d[i - 1, j] + indel, abs_tol=1e-9):
-                out.append((i - 1, None))
-                i -= 1
-            else:
-                out.append((None, j - 1))
-                j -= 1
-        return out[::-1]
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -433,7 +312,25 @@ def _apply_context(word: list[_Char], ignore_case: bool) -> None:
                 _restrict(c, lambda s, k=k: not s.isalpha() or case(s) == k)
 
 
-class Reader:
+class _FileReading:
+    """``read_file``/``read_files`` for a reader with ``read(image, name=...)``."""
+
+    def read(self, image: ImageInput, *, name: str | None = None) -> "ReadResult":
+        raise NotImplementedError
+
+    def read_file(self, file: str | os.PathLike[str]) -> "ReadResult":
+        """Read one file; an unreadable one gives a result with ``error`` set."""
+        try:
+            return self.read(file)
+        except HcrError as e:
+            return ReadResult("", [], file=str(file), error=str(e))
+
+    def read_files(self, files: Sequence[str | os.PathLike[str]]) -> list["ReadResult"]:
+        """Read many files; an unreadable one gives a result with ``error`` set."""
+        return [self.read_file(f) for f in files]
+
+
+class Reader(_FileReading):
     """Reads the text in images with a character classifier (see the module docstring).
 
     ``punctuation``: the marks (of :data:`hcr.segment.MARKS`) that may be answered; None
@@ -639,16 +536,91 @@ class Reader:
         x1, y1 = max(c.box[0] + c.box[2] for c in read), max(c.box[1] + c.box[3] for c in read)
         return [ReadLine(" ".join(t for t in texts if t), (x0, y0, x1 - x0, y1 - y0), read)]
 
-    def read_file(self, file: str | os.PathLike[str]) -> ReadResult:
-        """Read one file; an unreadable one gives a result with ``error`` set."""
-        try:
-            return self.read(file)
-        except HcrError as e:
-            return ReadResult("", [], file=str(file), error=str(e))
 
-    def read_files(self, files: Sequence[str | os.PathLike[str]]) -> list[ReadResult]:
-        """Read many files; an unreadable one gives a result with ``error`` set."""
-        return [self.read_file(f) for f in files]
+
+# --------------------------------------------------------------------------- CRNN engine
+
+
+#: Reading engines: "segment" (characters cut apart and classified: separately written
+#: characters, codes, forms) and "crnn" (whole lines through a CRNN with CTC: joined-up and
+#: cursive writing).
+ENGINES = ("segment", "crnn")
+
+
+class CrnnReader(_FileReading):
+    """Reads with a word/line model (:class:`hcr.sequence.LineRecognizer`) behind the same
+    interface as :class:`Reader`: the shared preprocessing finds the ink
+    (:func:`hcr.preprocess.find_ink`), :func:`hcr.segment.segment` removes form lines and
+    finds the lines; each line's ink (other lines and removed rules blanked out) goes
+    through :func:`hcr.preprocess.preprocess_line` and the CRNN, and the characters' boxes
+    come from the columns CTC aligns them to. An image whose ink the segmentation does not
+    split into lines is read as one line."""
+
+    def __init__(self, recognizer: Any, *, threshold: float = 0.5) -> None:
+        self.recognizer = recognizer
+        self.threshold = threshold
+
+    @classmethod
+    def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, beam_width: int | None = None) -> "CrnnReader":
+        from .sequence import LineRecognizer
+
+        return cls(LineRecognizer.load(model, charset=charset, ignore_case=ignore_case, device=device, lexicon=lexicon, beam_width=beam_width), threshold=threshold)
+
+    def _line_images(self, grey: np.ndarray) -> tuple[list[tuple[np.ndarray, int, int]], Layout | None]:
+        """(ink-bright crop, x, y) per line, top to bottom."""
+        spec = self.recognizer.spec.ink_spec()
+        found = find_ink(grey, spec)
+        if found.mask is None:
+            return [], None
+        layout = segment(found.mask)
+        flat = found.flattened()
+        if len(layout.lines) <= 1:
+            keep = layout.ink if layout.lines else found.mask
+            return [(np.where(keep, flat, 0).astype(np.uint8), 0, 0)], layout
+        out = []
+        margin = max(2, int(round(layout.char_height * 0.3)))
+        for line in layout.lines:
+            m = np.zeros_like(found.mask)
+            for g in line.glyphs:
+                m[g.y : g.y + g.h, g.x : g.x + g.w] |= g.mask
+            ys, xs = np.nonzero(m)
+            y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, m.shape[0])
+            x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, m.shape[1])
+            out.append((np.where(m, flat, 0)[y0:y1, x0:x1].astype(np.uint8), x0, y0))
+        return out, layout
+
+    def read(self, image: ImageInput, *, name: str | None = None) -> ReadResult:
+        """Read the text in one image; raises :class:`~hcr.errors.InputError` for an unreadable one."""
+        from .models.crnn import COLUMN_STRIDE
+
+        t0 = time.perf_counter()
+        file = name or (str(image) if isinstance(image, (str, os.PathLike)) else None)
+        grey = load_image(image, name=name)
+        crops, layout = self._line_images(grey)
+        result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=layout)
+        inputs = [self.recognizer.preprocess(c) for c, _, _ in crops]
+        spec = self.recognizer.spec
+        for (crop, ox, oy), pre, dec in zip(crops, inputs, self.recognizer.recognize_inputs(inputs)):
+            if pre.blank or not dec.text.strip() or pre.box is None:
+                continue
+            bx, by, bw, bh = pre.box
+            f = (pre.image.shape[1] - 2 * spec.pad) / max(bw, 1)
+            chars: list[ReadChar] = []
+            word = 0
+            for c in dec.chars:
+                if c.char == " ":
+                    word += 1
+                    continue
+                a = ox + bx + int(math.floor((c.columns[0] * COLUMN_STRIDE - spec.pad) / f))
+                b = ox + bx + int(math.ceil(((c.columns[1] + 1) * COLUMN_STRIDE - spec.pad) / f))
+                a, b = max(a, ox + bx), min(max(b, a + 1), ox + bx + bw)
+                chars.append(ReadChar(c.char, c.confidence, (a, oy + by, max(b - a, 1), bh), [], len(result.lines), word, uncertain=c.confidence < self.threshold))
+            if chars:
+                result.lines.append(ReadLine(" ".join(dec.text.split()), (ox + bx, oy + by, bw, bh), chars))
+        result.text = "\n".join(ln.text for ln in result.lines)
+        result.seconds = time.perf_counter() - t0
+        return result
+
 
 
 def read(image: ImageInput, predictor: Predictor | None = None, *, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True, name: str | None = None) -> ReadResult:

@@ -193,23 +193,42 @@ def _column(history: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
     return np.array([np.nan if row.get(key) is None else float(row[key]) for row in history])
 
 
+_METRIC_NAMES = {"loss": "Loss", "acc": "Accuracy", "cer": "Character error rate"}
+
+
 def plot_history(history: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    """Loss and accuracy against epoch (validation curves drawn only where present)."""
+    """Loss and accuracy (or, for sequence models, character error rate) against epoch
+    (validation curves drawn only where present)."""
     if len(history) == 0:
         raise ValueError("history is empty")
     epochs = _column(history, "epoch")
+    second = "cer" if "val_cer" in history[0] else "acc"
     fig = Figure(figsize=(10, 4), layout="constrained")
-    for ax, metric in zip(fig.subplots(1, 2), ("loss", "acc")):
+    for ax, metric in zip(fig.subplots(1, 2), ("loss", second)):
         for split, style in (("train", "-o"), ("val", "--s")):
             values = _column(history, f"{split}_{metric}")
             if not np.all(np.isnan(values)):
                 ax.plot(epochs, values, style, ms=3, label=split)
-        ax.set(xlabel="epoch", ylabel="accuracy" if metric == "acc" else "loss",
-               title="Accuracy" if metric == "acc" else "Loss")
+        ax.set(xlabel="epoch", ylabel=_METRIC_NAMES[metric].lower(), title=_METRIC_NAMES[metric])
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.get_lines():
             ax.legend()
+    return _save(fig, path)
+
+
+def plot_line_gallery(images: Sequence[np.ndarray], refs: Sequence[str], hyps: Sequence[str], path: Path, title: str = "") -> Path:
+    """Line images (model inputs, ink bright) one per row, captioned "truth -> read"."""
+    if not images:
+        return _message_png("no lines to show", path)
+    fig = Figure(figsize=(8, 0.9 * len(images) + 0.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(images), 1))
+    for ax, img, ref, hyp in zip(axes, images, refs, hyps):
+        ax.imshow(img, cmap="gray_r", vmin=0, vmax=1 if img.dtype != np.uint8 else 255, aspect="equal")
+        ax.set_title(f"{ref!r} -> {hyp!r}", fontsize=8, loc="left", color="black" if ref == hyp else "firebrick")
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)
 
 

@@ -1,7 +1,9 @@
 """Model registry: ``create_model(name, num_classes, **kwargs)`` and ``list_models()``.
 
-Every model takes a (B, 1, H, W) float batch in [0, 1] (ink bright) and returns logits
-(B, num_classes). Decoding (softmax, top-k, rejection) lives in :mod:`hcr.predictor`.
+Every model takes a (B, 1, H, W) float batch in [0, 1] (ink bright). Classifiers return
+logits (B, num_classes); sequence models (task "sequence", the CRNN) return per-column
+logits (B, T, num_classes) for CTC. Decoding lives outside the networks
+(:mod:`hcr.predictor`, :mod:`hcr.ctc`).
 """
 
 from __future__ import annotations
@@ -13,28 +15,41 @@ from torch import nn
 
 from ..errors import UnknownNameError
 
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str]] = {}
+#: What a model does: "classify" (one character, logits (B, C)) or "sequence" (a word or
+#: line, per-column logits (B, T, C) for CTC decoding).
+TASKS = ("classify", "sequence")
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, str]] = {}
 
 
-def register_model(name: str, description: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(name: str, description: str, task: str = "classify") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = (fn, description)
+        _REGISTRY[name] = (fn, description, task)
         return fn
 
     return deco
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+def list_models(task: str | None = None) -> list[str]:
+    """Registered model names (of one task, if given)."""
+    return sorted(n for n, v in _REGISTRY.items() if task is None or v[2] == task)
 
 
 def describe_model(name: str) -> str:
     return _get(name)[1]
 
 
-def _get(name: str) -> tuple[Callable[..., nn.Module], str]:
+def model_task(name: str) -> str:
+    """"classify" or "sequence"."""
+    return _get(name)[2]
+
+
+def _get(name: str) -> tuple[Callable[..., nn.Module], str, str]:
     if name not in _REGISTRY:
         raise UnknownNameError("model", name, list_models())
     return _REGISTRY[name]
@@ -53,4 +68,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-from . import cnn  # noqa: E402,F401  (registers the models)
+from . import cnn, crnn  # noqa: E402,F401  (registers the models)

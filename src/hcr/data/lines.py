@@ -1,0 +1,233 @@
+"""Word and line images with transcriptions, for the CRNN.
+
+Two kinds of source, named by a spec string like the character data sets:
+
+``lines:PATH``  a folder holding ``labels.tsv`` (tab-separated, a header row naming at least
+                ``file`` and ``text``, optionally ``writer``; ``file`` is relative to the
+                folder) and the images. The user's own words go here.
+``dhsd``        the German handwritten street names (DHSD) placed in ``DATA_DIR/words/dhsd``
+                (the same layout; Riaz, Saifullah, Agne, Dengel, Ahmed, DFKI; CC BY 4.0).
+``synth:DATA``  lines composed from the glyphs of the character data set ``DATA`` (e.g.
+                ``synth:emnist-byclass``) by :func:`hcr.compose.compose`, rendered in the
+                users' styles (:func:`hcr.render.render_line`); the training split uses the
+                data set's training glyphs only, validation its held-out glyphs.
+
+Splits of a folder: ``all``; ``train`` and ``val``, where ``val`` holds whole writers
+(a seeded choice of about ``val_fraction`` of them, so no writer of ``val`` is seen in
+training) when a ``writer`` column exists, else a seeded share of the lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import DataError, InputError, UnknownNameError
+from ..preprocess import ImageInput, load_image
+from .base import resolve_data_dir
+
+DHSD_CITATION = (
+    "DHSD (German Handwriting Street-name Dataset): N. Riaz, S. Saifullah, S. Agne, A. Dengel, S. Ahmed (DFKI), "
+    "licence CC BY 4.0"
+)
+LINE_SPLITS = ("all", "train", "val")
+
+
+@dataclass
+class LineSamples:
+    """Word or line images (paths, or arrays for synthetic lines) with their texts."""
+
+    images: list[ImageInput]
+    texts: list[str]
+    source: str = ""
+    writers: list[str] | None = None
+    ids: list[str] = field(default_factory=list)
+    citation: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.texts):
+            raise DataError(f"{self.source}: {len(self.images)} images but {len(self.texts)} texts")
+        if not self.ids:
+            self.ids = [str(i) if not isinstance(i, (str, Path)) else Path(i).name for i in self.images]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> "LineSamples":
+        idx = [int(i) for i in index]
+        return LineSamples(
+            [self.images[i] for i in idx], [self.texts[i] for i in idx], self.source,
+            [self.writers[i] for i in idx] if self.writers is not None else None, [self.ids[i] for i in idx], self.citation,
+        )
+
+    def load_image(self, i: int) -> np.ndarray:
+        return load_image(self.images[i], name=self.ids[i])
+
+
+def _writer_split(writers: Sequence[str], val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of validation lines: whole writers, chosen by a seeded hash order."""
+    names = sorted(set(writers))
+    order = sorted(names, key=lambda w: hashlib.sha256(f"{seed}:{w}".encode()).hexdigest())
+    n_val = max(1, int(round(val_fraction * len(names)))) if len(names) > 1 else 0
+    val = set(order[:n_val])
+    return np.asarray([w in val for w in writers], bool)
+
+
+class LineFolder:
+    """A folder with ``labels.tsv`` and images (see the module docstring)."""
+
+    def __init__(self, folder: str | Path, *, val_fraction: float = 0.1, seed: int = 0, citation: str = "", name: str = "lines") -> None:
+        if not 0.0 < val_fraction < 1.0:
+            raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.folder = Path(folder).expanduser()
+        self.val_fraction, self.seed, self.citation, self.name = val_fraction, seed, citation, name
+        self._all: LineSamples | None = None
+
+    def _read(self) -> LineSamples:
+        if self._all is not None:
+            return self._all
+        tsv = self.folder / "labels.tsv"
+        if not tsv.is_file():
+            raise DataError(f"{self.folder}: no labels.tsv (expected a tab-separated file with columns file, text[, writer])")
+        try:
+            rows = list(csv.DictReader(tsv.open(encoding="utf-8", newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"{tsv}: cannot be read ({e})") from None
+        if not rows or "file" not in rows[0] or "text" not in rows[0]:
+            raise DataError(f"{tsv}: needs a header row with 'file' and 'text' columns")
+        images: list[ImageInput] = []
+        texts: list[str] = []
+        writers: list[str] = []
+        missing: list[str] = []
+        for n, r in enumerate(rows, 2):
+            f, t = (r.get("file") or "").strip(), r.get("text")
+            if not f or t is None or not t.strip():
+                raise DataError(f"{tsv} line {n}: empty file name or text")
+            p = self.folder / f
+            if not p.is_file():
+                missing.append(f)
+                continue
+            images.append(p)
+            texts.append(t.strip())
+            writers.append((r.get("writer") or "").strip())
+        if missing:
+            raise DataError(f"{tsv}: {len(missing)} listed image(s) not found, e.g. {missing[0]}")
+        has_writers = all(writers) and len(set(writers)) > 1
+        self._all = LineSamples(images, texts, f"{self.name}:{self.folder}", writers if has_writers else None, citation=self.citation)
+        return self._all
+
+    def load(self, split: str = "all") -> LineSamples:
+        if split not in LINE_SPLITS:
+            raise UnknownNameError("split", split, list(LINE_SPLITS))
+        data = self._read()
+        if split == "all":
+            return data
+        if data.writers is not None:
+            val = _writer_split(data.writers, self.val_fraction, self.seed)
+        else:
+            rng = np.random.default_rng(self.seed)
+            val = np.zeros(len(data), bool)
+            val[rng.permutation(len(data))[: max(1, int(round(self.val_fraction * len(data))))]] = True
+        out = data.subset(np.flatnonzero(val if split == "val" else ~val))
+        out.source = f"{data.source} ({split})"
+        return out
+
+
+class SyntheticLines:
+    """Lines composed from a character data set's glyphs (see the module docstring)."""
+
+    def __init__(self, data: str, data_dir: str | Path | None = None, *, count: int = 4000, val_count: int = 600, seed: int = 0, random_text: float = 0.5, styles: bool = True) -> None:
+        self.data, self.data_dir = data, data_dir
+        self.count, self.val_count, self.seed, self.random_text, self.styles = count, val_count, seed, random_text, styles
+        self.name = f"synth:{data}"
+        self.citation = ""
+
+    def recipe_key(self, split: str) -> str:
+        """Everything the generated lines of ``split`` depend on, the code included (so a
+        cache keyed by it can skip the rendering)."""
+        from .. import compose, render
+
+        code = "".join(Path(m.__file__ or "").read_text() for m in (compose, render)) + Path(__file__).read_text()
+        import hashlib as _h
+
+        return f"{self.data}|{split}|{self.count}|{self.val_count}|{self.seed}|{self.random_text}|{self.styles}|{_h.sha256(code.encode()).hexdigest()}"
+
+    def load(self, split: str = "train") -> LineSamples:
+        from ..compose import KINDS, GlyphPool, compose, make_text, random_text
+        from ..render import STYLES, render_line
+        from . import get_source
+
+        if split not in ("train", "val"):
+            raise UnknownNameError("split", split, ["train", "val"])
+        src = get_source(self.data, self.data_dir)
+        self.citation = getattr(src, "citation", "")
+        char_split = src.default_train_split if split == "train" else _held_out_split(src)
+        samples = src.load(char_split)
+        pool = GlyphPool.from_samples(samples.images, samples.targets, samples.label_map.symbols)
+        n = self.count if split == "train" else self.val_count
+        images: list[ImageInput] = []
+        texts: list[str] = []
+        for i in range(n):
+            rng = np.random.default_rng([self.seed, 0 if split == "train" else 1, i])
+            if split == "train" and rng.random() < self.random_text:
+                text = random_text(pool.symbols, rng)
+            else:
+                text = make_text(KINDS[i % len(KINDS)], rng)
+                if not set(text) <= set(pool.symbols + " "):  # e.g. words from a digits-only data set
+                    text = random_text(pool.symbols, rng)
+            line = compose(text, pool, rng, vary=split == "train")
+            if self.styles:
+                images.append(np.asarray(render_line(line, STYLES[i % len(STYLES)], rng).convert("L")))
+            else:
+                images.append(line)
+            texts.append(text)
+        return LineSamples(images, texts, f"{self.name} ({split}: glyphs of {char_split})", citation=self.citation, ids=[f"{split}-{i}" for i in range(n)])
+
+
+def _held_out_split(src: Any) -> str:
+    """The character data set's evaluation split (dev-val for the shared EMNIST subset)."""
+    if getattr(src, "default_val_split", None):
+        return str(src.default_val_split)
+    splits = list(getattr(src, "splits", ()))
+    for name in ("dev-val", "test", "val"):
+        if name in splits:
+            return name
+    raise DataError(f"{src.name}: no held-out split for validation lines (has {splits})")
+
+
+def get_line_source(spec: str, data_dir: str | Path | None = None, **options: Any) -> LineFolder | SyntheticLines:
+    """``lines:PATH``, ``dhsd`` or ``synth:DATA`` (see the module docstring)."""
+    name, _, path = spec.partition(":")
+    try:
+        if name == "lines":
+            if not path:
+                raise DataError("lines:PATH needs the folder holding labels.tsv")
+            return LineFolder(path, **options)
+        if name == "dhsd":
+            folder = resolve_data_dir(data_dir) / "words" / "dhsd"
+            if not (folder / "labels.tsv").is_file():
+                raise DataError(
+                    f"DHSD not found in {folder}: place labels.tsv and images/ there (from the DHSD release), "
+                    "or point --data-dir / HCR_DATA_DIR at the folder holding words/dhsd"
+                )
+            return LineFolder(folder, citation=DHSD_CITATION, name="dhsd", **options)
+        if name == "synth":
+            if not path:
+                raise DataError("synth:DATA needs a character data set, e.g. synth:emnist-byclass")
+            return SyntheticLines(path, data_dir, **options)
+    except TypeError as e:
+        raise DataError(f"line data {spec!r} does not take the option(s) {sorted(options)}: {e}") from None
+    raise UnknownNameError("line data set", spec, ["lines:PATH", "dhsd", "synth:DATA"])
+
+
+def decode_line(item: ImageInput, name: str) -> np.ndarray:
+    """An image of a line data set, decoded (errors name the file)."""
+    try:
+        return load_image(item, name=name)
+    except InputError as e:
+        raise DataError(str(e)) from None

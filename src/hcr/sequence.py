@@ -1,0 +1,521 @@
+"""Words and lines with a CRNN and CTC: data preparation, training, evaluation, recognition.
+
+``fit_sequence(config, out_dir)`` trains a :class:`hcr.models.crnn.CRNN` on line data sets
+(:mod:`hcr.data.lines`) and writes the same files as :func:`hcr.engine.fit` (``best.pt``,
+``last.pt`` with the state to resume, ``history.csv``/``.json``, ``learning_curve.png``,
+``config.yaml``); the best epoch is the one with the lowest character error rate on the
+first data set's validation split.
+
+Every image reaches the network through :func:`hcr.preprocess.preprocess_line` with the
+model file's :class:`~hcr.preprocess.LineSpec`. Batches hold lines of similar width, padded
+on the right with background; each line's CTC input length is its own width's column count,
+so padding is never read as text. Decoding is :mod:`hcr.ctc` (numpy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from tqdm.auto import tqdm
+
+from .cache import cache_file, cached_arrays
+from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
+from .config import SequenceConfig
+from .ctc import Decoded, decode, log_softmax
+from .data.lines import LineSamples, SyntheticLines, get_line_source
+from .errors import HcrError, ModelFileError
+from .labels import CTCCodec
+from .lexicon import Lexicon
+from .metrics import levenshtein
+from .models import count_parameters, create_model, model_task
+from .models.crnn import output_columns
+from .predictor import resolve_device
+from .preprocess import ImageInput, LineSpec, Preprocessed, preprocess_line
+
+__all__ = ["LineSet", "LineRecognizer", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines", "error_rates"]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class LineSet:
+    """Preprocessed lines: ``uint8`` arrays of the spec's height and their own widths."""
+
+    images: list[np.ndarray]
+    texts: list[str]
+    ids: list[str]
+    source: str
+    citation: str = ""
+    blank_dropped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.asarray([im.shape[1] for im in self.images], np.int64)
+
+
+def _content_key(samples: LineSamples) -> bytes:
+    h = hashlib.sha256()
+    for item, text in zip(samples.images, samples.texts):
+        if isinstance(item, (str, os.PathLike)):
+            st = Path(item).stat()
+            h.update(f"{item}|{st.st_size}|{st.st_mtime_ns}".encode())
+        else:
+            a = np.ascontiguousarray(np.asarray(item))
+            h.update(str(a.shape).encode() + a.tobytes())
+        h.update(text.encode())
+    return h.digest()
+
+
+def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSpec, *, cache: bool = True, progress: bool = True, key: str | None = None) -> LineSet:
+    """Preprocess every line (cached in the user cache, keyed by content, spec and code);
+    lines the preprocessing finds blank are dropped and counted. ``samples`` may be a
+    function making them, called only when the cache misses, with ``key`` naming what it
+    makes (synthetic lines: no rendering when they are cached)."""
+    from . import preprocess as _pp
+
+    made: list[LineSamples] = []
+
+    def get() -> LineSamples:
+        if not made:
+            made.append(samples() if callable(samples) else samples)
+        return made[0]
+
+    def make() -> dict[str, np.ndarray]:
+        samples = get()
+        flat: list[np.ndarray] = []
+        widths, keep = [], []
+        it = tqdm(range(len(samples)), desc=f"preprocess {samples.source}", unit="line", disable=not progress, leave=False, mininterval=0.5)
+        for i in it:
+            p = preprocess_line(samples.images[i], spec, name=samples.ids[i])
+            if p.blank:
+                continue
+            img = np.round(p.image * 255).astype(np.uint8)
+            flat.append(img.reshape(-1))
+            widths.append(img.shape[1])
+            keep.append(i)
+        texts = "\x00".join(samples.texts).encode()
+        ids = "\x00".join(samples.ids).encode()
+        return {"pixels": np.concatenate(flat) if flat else np.zeros(0, np.uint8), "widths": np.asarray(widths, np.int64), "keep": np.asarray(keep, np.int64),
+                "texts": np.frombuffer(texts, np.uint8), "ids": np.frombuffer(ids, np.uint8), "source": np.frombuffer(f"{samples.source}\x00{samples.citation}\x00{len(samples)}".encode(), np.uint8)}
+
+    path = None
+    if cache:
+        content = key.encode() if key is not None else _content_key(get())
+        path = cache_file("lines", json.dumps(spec.to_dict(), sort_keys=True), content, code=(_pp.__file__, __file__))
+    z = cached_arrays(path, make)
+    images, offset = [], 0
+    for w in z["widths"]:
+        n = spec.height * int(w)
+        images.append(z["pixels"][offset : offset + n].reshape(spec.height, int(w)))
+        offset += n
+    keep = [int(i) for i in z["keep"]]
+    texts = bytes(z["texts"]).decode().split("\x00")
+    ids = bytes(z["ids"]).decode().split("\x00")
+    source, citation, total = bytes(z["source"]).decode().split("\x00")
+    return LineSet(images, [texts[i] for i in keep], [ids[i] for i in keep], source, citation, int(total) - len(keep))
+
+
+def width_batches(widths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """Index batches of lines of similar width (so little is padding), in random order
+    when ``rng`` is given (with a little jitter in the sort, so batches vary by epoch)."""
+    key = widths.astype(np.float64)
+    if rng is not None:
+        key = key + rng.uniform(0, 24, len(key))
+    order = np.argsort(key, kind="stable")
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(chunks)  # type: ignore[arg-type]
+    return chunks
+
+
+def collate(images: Sequence[np.ndarray], *, min_width: int = 8) -> tuple[torch.Tensor, np.ndarray]:
+    """A (B, 1, H, W_max) float batch in [0, 1] (padded with background) and the widths."""
+    widths = np.asarray([im.shape[1] for im in images], np.int64)
+    h = images[0].shape[0]
+    x = np.zeros((len(images), 1, h, max(int(widths.max()), min_width)), np.float32)
+    for i, im in enumerate(images):
+        x[i, 0, :, : im.shape[1]] = im if im.dtype == np.float32 else im.astype(np.float32) / 255.0
+    return torch.from_numpy(x), widths
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
+    """CER and WER (edit distance over the reference length, summed over all lines), also
+    without letter case, and the share of lines read exactly."""
+    ce = ce_ci = we = we_ci = exact = 0
+    chars = words = 0
+    for r, h in zip(refs, hyps):
+        chars += len(r)
+        words += len(r.split())
+        ce += levenshtein(r, h)
+        ce_ci += levenshtein(r.lower(), h.lower())
+        we += levenshtein(r.split(), h.split())
+        we_ci += levenshtein(r.lower().split(), h.lower().split())
+        exact += r == h
+    c, w = max(chars, 1), max(words, 1)
+    return {"cer": ce / c, "cer_ci": ce_ci / c, "wer": we / w, "wer_ci": we_ci / w, "line_acc": exact / max(len(refs), 1), "lines": len(refs), "characters": chars}
+
+
+# --------------------------------------------------------------------------- network helpers
+
+
+@torch.inference_mode()
+def line_log_probs(model: nn.Module, images: Sequence[np.ndarray], device: torch.device, batch_size: int = 64) -> list[np.ndarray]:
+    """Per line, the (T_i, C) log-probabilities of its own columns (batched by width)."""
+    model.eval()
+    out: list[np.ndarray] = [np.zeros(0)] * len(images)
+    for idx in width_batches(np.asarray([im.shape[1] for im in images]), batch_size):
+        x, widths = collate([images[i] for i in idx])
+        lp = torch.log_softmax(model(x.to(device)).float(), dim=2).cpu().numpy()
+        for j, i in enumerate(idx):
+            out[i] = lp[j, : output_columns(int(widths[j]))]
+    return out
+
+
+def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts: Sequence[str], codec: CTCCodec, device: torch.device) -> torch.Tensor:
+    logits = model(x.to(device))  # (B,T,C)
+    log_probs = F.log_softmax(logits, dim=2).permute(1, 0, 2)  # (T,B,C) for ctc_loss
+    t_max = log_probs.shape[0]
+    input_lengths = torch.as_tensor([min(output_columns(int(w)), t_max) for w in widths], dtype=torch.long)
+    targets = [codec.encode(t) for t in texts]
+    target_lengths = torch.as_tensor([len(t) for t in targets], dtype=torch.long)
+    flat = torch.as_tensor([k for t in targets for k in t], dtype=torch.long)
+    return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class SequenceFit:
+    best_path: Path
+    last_path: Path
+    history: list[dict[str, Any]]
+    best_val_cer: float
+
+
+def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callable[[str], None]) -> tuple[list[LineSet], list[LineSet]]:
+    trains, vals = [], []
+    for spec_name in cfg.data:
+        opts = dict(cfg.data_options.get(spec_name, {}))
+        src = get_line_source(spec_name, cfg.data_dir, **opts) if spec_name.startswith("synth:") else get_line_source(spec_name, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed, **opts)
+        t0 = time.perf_counter()
+        for split, into in (("train", trains), ("val", vals)):
+            if isinstance(src, SyntheticLines):  # cached by recipe: no rendering on a hit
+                into.append(prepare_lines(lambda s=src, sp=split: s.load(sp), spec, progress=progress, key=src.recipe_key(split)))
+                continue
+            part = src.load(split)
+            if split == "train" and cfg.max_train_samples and len(part) > cfg.max_train_samples:
+                part = part.subset(np.sort(np.random.default_rng(cfg.seed).permutation(len(part))[: cfg.max_train_samples]))
+            into.append(prepare_lines(part, spec, progress=progress))
+        log(f"{spec_name}: train {len(trains[-1]):,} lines from {trains[-1].source}, val {len(vals[-1]):,} from {vals[-1].source} ({time.perf_counter() - t0:.0f} s)")
+    return trains, vals
+
+
+def _scheduler(cfg: SequenceConfig, opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    from .engine import _scheduler as schedule
+
+    return schedule(cfg, opt, steps)  # type: ignore[arg-type]  # duck-typed: lr, schedule
+
+
+def evaluate_lines(model: nn.Module, lines: LineSet, codec: CTCCodec, device: torch.device, *, beam_width: int | None = None, lexicon: Lexicon | None = None) -> tuple[dict[str, float], list[Decoded]]:
+    """Error rates of ``model`` on ``lines`` and the decoded results (greedy by default)."""
+    decoded = [decode(lp, codec, beam_width=beam_width, lexicon=lexicon) for lp in line_log_probs(model, lines.images, device)]
+    return error_rates(lines.texts, [d.text for d in decoded]), decoded
+
+
+def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> SequenceFit:
+    """Train a sequence model; see the module docstring for what is written."""
+    from .augment import augment_line
+    from .engine import _write_history, seed_everything
+
+    out = Path(out_dir)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    state: dict[str, Any] | None = None
+    last: Checkpoint | None = None
+    if resume:
+        if not last_path.exists():
+            raise HcrError(f"nothing to resume: {last_path} does not exist")
+        last = load_checkpoint(last_path)
+        if not last.train_state or last.task != "sequence":
+            raise HcrError(f"{last_path} holds no sequence training state to resume from")
+        cfg = SequenceConfig.from_dict(last.config)
+        state = last.train_state
+    cfg.validate()
+    if model_task(cfg.model) != "sequence":
+        raise HcrError(f"model {cfg.model!r} is a character classifier; a sequence recipe needs a sequence model (crnn)")
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    spec = LineSpec.from_dict(cfg.preprocess)
+    trains, vals = _load_sets(cfg, spec, progress, log)
+    train = LineSet([im for s in trains for im in s.images], [t for s in trains for t in s.texts], [i for s in trains for i in s.ids], " + ".join(s.source for s in trains))
+    if len(train) == 0:
+        raise HcrError(f"{cfg.data}: no training lines")
+    codec = last.codec if last is not None else CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet)
+    base: Checkpoint | None = None
+    if cfg.finetune and state is None:
+        base = load_checkpoint(cfg.finetune)
+        if base.task != "sequence":
+            raise HcrError(f"{cfg.finetune}: not a sequence model, cannot fine-tune a CRNN from it")
+        codec = CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet + "".join(base.codec.alphabet))
+        cfg = cfg.updated(model=base.model_name, model_kwargs=base.model_kwargs, preprocess=base.spec.to_dict())
+        spec = LineSpec.from_dict(cfg.preprocess)
+    for v in vals:  # drop validation lines the alphabet cannot spell (impossible only with finetune quirks)
+        bad = [i for i, t in enumerate(v.texts) if not codec.can_encode(t)]
+        if bad:
+            raise HcrError(f"{v.source}: {len(bad)} line(s) with characters outside the alphabet")
+    kwargs = {"in_height": spec.height, **cfg.model_kwargs}
+    model = create_model(cfg.model, codec.num_classes, **kwargs).to(device)
+    if base is not None:
+        carried = _init_from(model, base, codec)
+        log(f"fine-tuning from {cfg.finetune}: {carried}/{codec.num_classes} classes carried over")
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
+    rng = np.random.default_rng(cfg.seed)
+    history: list[dict[str, Any]] = []
+    best_cer, stale, start_epoch = math.inf, 0, 1
+    if state is not None and last is not None:
+        model.load_state_dict(last.state_dict)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = json.loads(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        history, best_cer, stale = list(state["history"]), float(state["best_cer"]), int(state["stale"])
+        start_epoch = int(state["epoch"]) + 1
+        log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+    info = {
+        "train_source": train.source, "val_source": vals[0].source, "train_lines": len(train), "val_lines": len(vals[0]),
+        "citation": "; ".join(dict.fromkeys(s.citation for s in trains if s.citation)),
+    }
+    log(f"{cfg.model} ({count_parameters(model):,} parameters, {codec.num_classes} classes incl. blank) on {device}; train {len(train):,} lines, val {', '.join(f'{len(v):,} ({v.source})' for v in vals)}")
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
+
+    def snapshot(metrics: dict[str, Any], train_state: dict[str, Any] | None = None) -> Checkpoint:
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return Checkpoint(cfg.model, kwargs, Checkpoint.sequence_labels(codec), spec, weights, cfg.to_dict(), metrics, current_versions(), train_state, task="sequence")
+
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        loss_sum, seen = 0.0, 0
+        batches = width_batches(train.widths, cfg.batch_size, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False, mininterval=0.5)
+        for b, idx in enumerate(bar):
+            imgs = [augment_line(train.images[i], rng) if cfg.augment else train.images[i] for i in idx]
+            x, widths = collate(imgs)
+            loss = _ctc_batch_loss(model, x, widths, [train.texts[i] for i in idx], codec, device)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            if progress and (b % 10 == 0 or b == len(batches) - 1):
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        bar.close()
+        train_time = time.perf_counter() - t0
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(loss_sum / seen, 5)}
+        with torch.no_grad():
+            model.eval()
+            vloss = [float(_ctc_batch_loss(model, *collate([vals[0].images[i] for i in idx]), [vals[0].texts[i] for i in idx], codec, device)) * len(idx) for idx in width_batches(vals[0].widths, 64)]
+        row["val_loss"] = round(sum(vloss) / max(len(vals[0]), 1), 5)
+        for k, v in enumerate(vals):
+            rates, _ = evaluate_lines(model, v, codec, device)
+            tag = "" if k == 0 else f"_{k}"
+            row[f"val_cer{tag}"] = round(rates["cer"], 5)
+            row[f"val_wer{tag}"] = round(rates["wer"], 5)
+            row[f"val_cer_ci{tag}"] = round(rates["cer_ci"], 5)
+        row.update({"lr": float(f"{sched.get_last_lr()[0]:.3e}"), "seconds": round(train_time, 1), "lines_per_s": round(seen / train_time, 1)})
+        history.append(row)
+        improved = row["val_cer"] < best_cer
+        if improved:
+            best_cer, stale = row["val_cer"], 0
+        else:
+            stale += 1
+        metrics = {"best_val_cer": best_cer, "epoch": epoch, "val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}}
+        if improved:
+            save_checkpoint(snapshot(metrics), best_path)
+        train_state = {
+            "epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()},
+            "history": history, "best_cer": best_cer, "stale": stale,
+        }
+        save_checkpoint(snapshot(metrics, train_state), last_path)
+        _write_history(out, history)
+        extra = "".join(f" | val{k} CER {row[f'val_cer_{k}']:.4f}" for k in range(1, len(vals)))
+        log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{' *' if improved else ''}{extra} | {row['lines_per_s']:.0f} lines/s")
+        if cfg.early_stopping and stale >= cfg.early_stopping:
+            log(f"early stopping: no validation improvement for {stale} epochs")
+            break
+    return SequenceFit(best_path, last_path, history, best_cer)
+
+
+def _init_from(model: nn.Module, base: Checkpoint, codec: CTCCodec) -> int:
+    """Copy a sequence model's weights into ``model``; the output rows by symbol (the blank too)."""
+    old = base.build_model().state_dict()
+    own = model.state_dict()
+    head = [k for k in own if k.startswith("head.")]
+    body = {k: v for k, v in old.items() if k not in head}
+    mismatched = [k for k, v in body.items() if k not in own or own[k].shape != v.shape]
+    if mismatched:
+        raise HcrError(f"cannot fine-tune from {base.source}: mismatched layers {mismatched[:3]}")
+    model.load_state_dict(body, strict=False)
+    old_syms = {s: i for i, s in enumerate(base.label_map.symbols)}
+    new_syms = ("",) + codec.alphabet
+    w_key = [k for k in head if k.endswith("weight")][0]
+    b_key = [k for k in head if k.endswith("bias")][0]
+    carried = 0
+    with torch.no_grad():
+        for i, s in enumerate(new_syms):
+            j = old_syms.get(s)
+            if j is not None:
+                own[w_key][i] = old[w_key][j]
+                own[b_key][i] = old[b_key][j]
+                carried += 1
+    model.load_state_dict(own)
+    return carried
+
+
+# --------------------------------------------------------------------------- inference
+
+
+class LineRecognizer:
+    """A word/line model ready for inference: image in, :class:`hcr.ctc.Decoded` out.
+
+    ``beam_width`` (default greedy) and ``lexicon`` (a :class:`~hcr.lexicon.Lexicon`, a file
+    or a list of words: each decoded word must be an entry) control the decoding;
+    ``charset`` (as for :class:`hcr.predictor.Predictor`: ``digits``, ``upper``, ... or the
+    allowed characters) removes the other classes from every column before decoding (the
+    blank and the space stay allowed)."""
+
+    def __init__(self, model: nn.Module, codec: CTCCodec, spec: LineSpec, *, device: str = "cpu", beam_width: int | None = None, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, charset: str | None = None, ignore_case: bool = False, meta: dict[str, Any] | None = None) -> None:
+        from .charset import parse_charset
+
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.codec, self.spec, self.beam_width = codec, spec, beam_width
+        self.allowed: np.ndarray | None = None
+        if charset is not None:
+            labels = Checkpoint.sequence_labels(codec)
+            self.allowed = parse_charset(charset, labels, ignore_case=ignore_case).mask(codec.num_classes)
+            self.allowed[0] = True
+            if codec.can_encode(" "):
+                self.allowed[codec.encode(" ")[0]] = True
+        if lexicon is None or isinstance(lexicon, Lexicon):
+            self.lexicon = lexicon
+        elif isinstance(lexicon, (str, os.PathLike)):
+            self.lexicon = Lexicon.from_file(lexicon)
+        else:
+            self.lexicon = Lexicon(lexicon)
+        self.meta = meta or {}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, **kw: Any) -> "LineRecognizer":
+        if ckpt.task != "sequence" or not isinstance(ckpt.spec, LineSpec):
+            raise ModelFileError(f"{ckpt.source}: a character classifier, not a word/line model (use hcr predict or hcr read without --engine crnn)")
+        meta = {"model": ckpt.model_name, "metrics": ckpt.metrics, "source": ckpt.source}
+        return cls(ckpt.build_model(), ckpt.codec, ckpt.spec, meta=meta, **kw)
+
+    @classmethod
+    def load(cls, model: str | os.PathLike[str] | None = None, **kw: Any) -> "LineRecognizer":
+        """A shipped model by name (``words``, the default) or a sequence model file."""
+        from .pretrained import resolve_model
+
+        return cls.from_checkpoint(load_checkpoint(resolve_model(model if model is not None else "words")), **kw)
+
+    def preprocess(self, image: ImageInput, *, stages: bool = False, name: str | None = None) -> Preprocessed:
+        return preprocess_line(image, self.spec, stages=stages, name=name)
+
+    def recognize_inputs(self, inputs: Sequence[Preprocessed]) -> list[Decoded]:
+        """Decode already-preprocessed lines (blank ones give empty text without the network)."""
+        todo = [i for i, p in enumerate(inputs) if not p.blank]
+        out = [Decoded("") for _ in inputs]
+        lps = line_log_probs(self.model, [inputs[i].image for i in todo], self.device)
+        for i, lp in zip(todo, lps):
+            if self.allowed is not None:
+                lp = log_softmax(np.where(self.allowed, lp, -np.inf))
+            out[i] = decode(lp, self.codec, beam_width=self.beam_width, lexicon=self.lexicon)
+        return out
+
+    def recognize(self, image: ImageInput, *, name: str | None = None) -> Decoded:
+        """The text of one word or line image."""
+        return self.recognize_inputs([self.preprocess(image, name=name)])[0]
+
+
+def decode_logits(logits: np.ndarray, codec: CTCCodec, **kw: Any) -> Decoded:
+    """Decode one line's raw (T, C) network output (e.g. from an exported network)."""
+    return decode(log_softmax(logits), codec, **kw)
+
+
+def evaluate_sequence_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, device: str = "auto", beam_width: int | None = None, lexicon: str | os.PathLike[str] | None = None, progress: bool = True, worst: int = 24) -> dict[str, Any]:
+    """Character and word error rates of a sequence model on a line data split, written to
+    ``out_dir``: ``report.md``, ``report.json``, ``results.tsv`` (every line: id, truth,
+    read, edit distance) and ``worst.png`` (the ``worst`` lines with the most errors)."""
+    from .report import atomic_write_text, plot_line_gallery
+
+    from .pretrained import resolve_model
+
+    ckpt = load_checkpoint(resolve_model(model_path))
+    if ckpt.task != "sequence" or not isinstance(ckpt.spec, LineSpec):
+        raise HcrError(f"{model_path}: a character classifier; evaluate it on a character data set (hcr evaluate MODEL --data emnist-byclass ...)")
+    src = get_line_source(data, data_dir)
+    split = split or ("val" if not data.startswith("lines:") else "all")
+    samples = src.load(split)
+    lines = prepare_lines(samples, ckpt.spec, progress=progress)
+    codec = ckpt.codec
+    unknown = sorted({c for t in lines.texts for c in t if not codec.can_encode(c)})
+    lex = Lexicon.from_file(lexicon) if lexicon else None
+    dev = resolve_device(device)
+    model = ckpt.build_model().to(dev)
+    rates, decoded = evaluate_lines(model, lines, codec, dev, beam_width=beam_width, lexicon=lex)
+    hyps = [d.text for d in decoded]
+    dist = [levenshtein(r, h) for r, h in zip(lines.texts, hyps)]
+    desc = f"{samples.source}, {len(lines):,} lines" + (f" ({lines.blank_dropped} blank images left out)" if lines.blank_dropped else "")
+    rep = {
+        "model_file": str(model_path), "model": ckpt.model_name, "data": data, "split": split, "data_description": desc,
+        "decoding": "greedy" if beam_width in (None, 1) and lex is None else f"beam search (width {beam_width or 16})" + (" with lexicon" if lex else ""),
+        **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in rates.items()},
+        "characters_outside_alphabet": "".join(unknown), "citation": samples.citation,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    order = sorted(range(len(lines)), key=lambda i: (-dist[i] / max(len(lines.texts[i]), 1), i))[:worst]
+    plot_line_gallery([lines.images[i] for i in order], [lines.texts[i] for i in order], [hyps[i] for i in order], out / "worst.png",
+                      title=f"worst {len(order)} lines by CER: {desc}")
+    atomic_write_text(out / "results.tsv", "id\ttruth\tread\tedits\n" + "".join(f"{lines.ids[i]}\t{lines.texts[i]}\t{hyps[i]}\t{dist[i]}\n" for i in range(len(lines))))
+    atomic_write_text(out / "report.json", json.dumps(rep, indent=1, ensure_ascii=False))
+    md = [
+        f"# {ckpt.model_name} on {data} ({split})", "", f"- data: {desc}", f"- model: {model_path}", f"- decoding: {rep['decoding']}",
+        f"- **CER {100 * rates['cer']:.2f}%** (case-insensitive {100 * rates['cer_ci']:.2f}%), WER {100 * rates['wer']:.2f}% "
+        f"(case-insensitive {100 * rates['wer_ci']:.2f}%), lines read exactly {100 * rates['line_acc']:.2f}%",
+        "- CER/WER: edit distance over the reference length, summed over all lines", "",
+        "![worst lines](worst.png)", "",
+    ]
+    if unknown:
+        md.append(f"Characters in the data the model cannot write (always errors): {''.join(unknown)!r}")
+    if samples.citation:
+        md.append(f"Data credit: {samples.citation}")
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    return rep
