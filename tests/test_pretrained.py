@@ -135,3 +135,21 @@ def test_the_default_model_reads_the_bundled_samples() -> None:
     assert right >= len(chars) - 1
     for f, pred in zip(nones, p.predict(nones)):  # type: ignore[arg-type]
         assert pred.blank or pred.uncertain, (f.name, pred.label, pred.confidence)
+
+
+def test_the_words_model_is_a_sequence_model_within_its_budget() -> None:
+    from hcr.metrics import cer
+    from hcr.reader import CrnnReader
+
+    m = get_pretrained("words")
+    assert m.task == "sequence" and m.bytes <= 15 * 1024 * 1024
+    assert [p.name for p in list_pretrained("sequence")] == ["words"]
+    assert "words" not in [p.name for p in list_pretrained("classify")]
+    ckpt = load_checkpoint(resolve_model("words"))
+    assert ckpt.task == "sequence" and ckpt.label_map.symbols[0] == ""
+    assert set("0123456789abcxyzABCXYZäöüßÄÖÜ -.") <= set(ckpt.codec.alphabet)
+    card = m.card_path.read_text()
+    assert "DHSD" in card and "CC BY 4.0" in card and "writer" in card
+    # the bundled example line (EMNIST dev-val glyphs, "Anna 2024") through hcr read --engine crnn
+    got = CrnnReader.load("words").read(ROOT / "docs" / "images" / "line.jpg").text
+    assert cer("anna 2024", got.lower()) <= 0.2, got

@@ -37,7 +37,7 @@ def main() -> int:
     save_checkpoint(ckpt, dest)  # atomic
     raw = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"models": []}
     entry = {"name": a.name, "file": dest.name, "sha256": sha256_file(dest), "bytes": dest.stat().st_size,
-             "description": a.description, "config": a.config, "card": f"{a.name}.md"}
+             "description": a.description, "config": a.config, "card": f"{a.name}.md", "task": ckpt.task}
     raw["models"] = [m for m in raw["models"] if m["name"] != a.name] + [entry]
     raw["models"].sort(key=lambda m: m["name"])
     MANIFEST.write_text(json.dumps(raw, indent=2) + "\n")

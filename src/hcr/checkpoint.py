@@ -65,6 +65,13 @@ class Checkpoint:
             raise ModelFileError(f"{self.source}: a character classifier has no CTC codec")
         return CTCCodec(self.label_map.symbols[BLANK + 1 :])
 
+    @property
+    def char_spec(self) -> PreprocessSpec:
+        """The character preprocessing of a classifier (a word/line model is refused by name)."""
+        if not isinstance(self.spec, PreprocessSpec):
+            raise ModelFileError(f"{self.source}: a word/line model (CRNN), not a character classifier; read with it: hcr read --engine crnn --model {self.source}")
+        return self.spec
+
     @staticmethod
     def sequence_labels(codec: CTCCodec) -> LabelMap:
         """The label map stored for a sequence model: the blank ("") then the alphabet."""

@@ -110,9 +110,9 @@ class SequenceConfig(_Recipe):
     schedule: str = "onecycle"
     augment: bool = True  # random stretch, slant, stroke width, contrast and noise (hcr.augment.augment_line)
     early_stopping: int = 0
-    seed: int = 0
+    seed: int = 0  # also picks a folder's held-out writers: keep it when fine-tuning on the same data
     device: str = "auto"
-    finetune: str | None = None  # a sequence model file to start from (its alphabet may differ)
+    finetune: str | None = None  # a sequence model file (or shipped name) to start from (its alphabet may differ)
 
     def validate(self) -> None:
         if self.task != "sequence":

@@ -14,6 +14,7 @@ so padding is never read as text. Decoding is :mod:`hcr.ctc` (numpy).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -213,14 +214,15 @@ class SequenceFit:
 
 
 def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callable[[str], None]) -> tuple[list[LineSet], list[LineSet]]:
-    trains, vals = [], []
+    trains: list[LineSet] = []
+    vals: list[LineSet] = []
     for spec_name in cfg.data:
         opts = dict(cfg.data_options.get(spec_name, {}))
         src = get_line_source(spec_name, cfg.data_dir, **opts) if spec_name.startswith("synth:") else get_line_source(spec_name, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed, **opts)
         t0 = time.perf_counter()
         for split, into in (("train", trains), ("val", vals)):
             if isinstance(src, SyntheticLines):  # cached by recipe: no rendering on a hit
-                into.append(prepare_lines(lambda s=src, sp=split: s.load(sp), spec, progress=progress, key=src.recipe_key(split)))
+                into.append(prepare_lines(functools.partial(src.load, split), spec, progress=progress, key=src.recipe_key(split)))
                 continue
             part = src.load(split)
             if split == "train" and cfg.max_train_samples and len(part) > cfg.max_train_samples:
@@ -273,7 +275,9 @@ def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = Fal
     codec = last.codec if last is not None else CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet)
     base: Checkpoint | None = None
     if cfg.finetune and state is None:
-        base = load_checkpoint(cfg.finetune)
+        from .pretrained import resolve_model
+
+        base = load_checkpoint(resolve_model(cfg.finetune))  # a model file or a shipped name (words)
         if base.task != "sequence":
             raise HcrError(f"{cfg.finetune}: not a sequence model, cannot fine-tune a CRNN from it")
         codec = CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet + "".join(base.codec.alphabet))

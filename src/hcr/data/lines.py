@@ -9,8 +9,13 @@ Two kinds of source, named by a spec string like the character data sets:
                 (the same layout; Riaz, Saifullah, Agne, Dengel, Ahmed, DFKI; CC BY 4.0).
 ``synth:DATA``  lines composed from the glyphs of the character data set ``DATA`` (e.g.
                 ``synth:emnist-byclass``) by :func:`hcr.compose.compose`, rendered in the
-                users' styles (:func:`hcr.render.render_line`); the training split uses the
-                data set's training glyphs only, validation its held-out glyphs.
+                users' styles (:func:`hcr.render.render_line`; ``train_styles: false``
+                keeps training lines as composed, which is many times faster, and leaves
+                the variation to training augmentation); the training split uses the
+                data set's training glyphs only, validation its held-out glyphs. Options:
+                ``count``, ``val_count``, ``seed``, ``random_text`` (share of training
+                lines of random characters rather than words, numbers and dates),
+                ``max_words`` (per training line).
 
 Splits of a folder: ``all``; ``train`` and ``val``, where ``val`` holds whole writers
 (a seeded choice of about ``val_fraction`` of them, so no writer of ``val`` is seen in
@@ -118,7 +123,8 @@ class LineFolder:
         if missing:
             raise DataError(f"{tsv}: {len(missing)} listed image(s) not found, e.g. {missing[0]}")
         has_writers = all(writers) and len(set(writers)) > 1
-        self._all = LineSamples(images, texts, f"{self.name}:{self.folder}", writers if has_writers else None, citation=self.citation)
+        source = self.name if self.name != "lines" else f"lines:{self.folder}"  # a named set: no local paths in reports
+        self._all = LineSamples(images, texts, source, writers if has_writers else None, citation=self.citation)
         return self._all
 
     def load(self, split: str = "all") -> LineSamples:
@@ -141,9 +147,10 @@ class LineFolder:
 class SyntheticLines:
     """Lines composed from a character data set's glyphs (see the module docstring)."""
 
-    def __init__(self, data: str, data_dir: str | Path | None = None, *, count: int = 4000, val_count: int = 600, seed: int = 0, random_text: float = 0.5, styles: bool = True) -> None:
+    def __init__(self, data: str, data_dir: str | Path | None = None, *, count: int = 4000, val_count: int = 600, seed: int = 0, random_text: float = 0.5, styles: bool = True, train_styles: bool = True, max_words: int = 4) -> None:
         self.data, self.data_dir = data, data_dir
         self.count, self.val_count, self.seed, self.random_text, self.styles = count, val_count, seed, random_text, styles
+        self.train_styles, self.max_words = train_styles, max_words
         self.name = f"synth:{data}"
         self.citation = ""
 
@@ -155,7 +162,7 @@ class SyntheticLines:
         code = "".join(Path(m.__file__ or "").read_text() for m in (compose, render)) + Path(__file__).read_text()
         import hashlib as _h
 
-        return f"{self.data}|{split}|{self.count}|{self.val_count}|{self.seed}|{self.random_text}|{self.styles}|{_h.sha256(code.encode()).hexdigest()}"
+        return f"{self.data}|{split}|{self.count}|{self.val_count}|{self.seed}|{self.random_text}|{self.styles}|{self.train_styles}|{self.max_words}|{_h.sha256(code.encode()).hexdigest()}"
 
     def load(self, split: str = "train") -> LineSamples:
         from ..compose import KINDS, GlyphPool, compose, make_text, random_text
@@ -175,14 +182,16 @@ class SyntheticLines:
         for i in range(n):
             rng = np.random.default_rng([self.seed, 0 if split == "train" else 1, i])
             if split == "train" and rng.random() < self.random_text:
-                text = random_text(pool.symbols, rng)
+                text = random_text(pool.symbols, rng, self.max_words)
             else:
                 text = make_text(KINDS[i % len(KINDS)], rng)
                 if not set(text) <= set(pool.symbols + " "):  # e.g. words from a digits-only data set
-                    text = random_text(pool.symbols, rng)
+                    text = random_text(pool.symbols, rng, self.max_words)
+                if split == "train":
+                    text = " ".join(text.split()[: self.max_words])
             line = compose(text, pool, rng, vary=split == "train")
-            if self.styles:
-                images.append(np.asarray(render_line(line, STYLES[i % len(STYLES)], rng).convert("L")))
+            if self.styles and (split == "val" or self.train_styles):
+                images.append(load_image(render_line(line, STYLES[i % len(STYLES)], rng)))  # alpha flattened like any upload
             else:
                 images.append(line)
             texts.append(text)

@@ -34,6 +34,7 @@ class PretrainedModel:
     description: str
     config: str  # the committed recipe that trains it (path from the project root)
     card: str  # model card (Markdown) file name inside this package folder
+    task: str = "classify"  # "classify" (one character) or "sequence" (words and lines: hcr read --engine crnn)
 
     @property
     def path(self) -> Path:
@@ -53,10 +54,10 @@ def _manifest() -> dict[str, PretrainedModel]:
     return {m["name"]: PretrainedModel(**m) for m in raw["models"]}
 
 
-def list_pretrained() -> list[PretrainedModel]:
-    """The shipped models, default first."""
-    models = _manifest()
-    return sorted(models.values(), key=lambda m: (m.name != DEFAULT_MODEL, m.name))
+def list_pretrained(task: str | None = None) -> list[PretrainedModel]:
+    """The shipped models (of one task, if given), default first."""
+    models = [m for m in _manifest().values() if task is None or m.task == task]
+    return sorted(models, key=lambda m: (m.name != DEFAULT_MODEL, m.name))
 
 
 def get_pretrained(name: str) -> PretrainedModel:
@@ -100,7 +101,7 @@ def is_pretrained_name(spec: str | os.PathLike[str]) -> bool:
 
 
 def resolve_model(spec: str | os.PathLike[str] | None = None) -> Path:
-    """A pretrained name (``chars``, ``digits``, ``letters``; None = the default) or a path."""
+    """A pretrained name (``chars``, ``digits``, ``letters``, ``words``; None = the default) or a path."""
     if spec is None:
         spec = DEFAULT_MODEL
     if is_pretrained_name(spec):
