@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from hcr.checkpoint import load_checkpoint
-from hcr.config import TrainConfig, load_config
+from hcr.config import SequenceConfig, TrainConfig, load_config
 from hcr.engine import evaluate_checkpoint, fit, init_from_checkpoint
 from hcr.errors import HcrError
 from hcr.labels import LabelMap
@@ -283,7 +283,12 @@ def test_every_recipe_loads(recipe: Path) -> None:
 
     cfg = load_config(recipe)
     cfg.validate()
-    assert cfg.model in list_models() and cfg.data.split(":")[0] in SOURCES
+    if isinstance(cfg, SequenceConfig):  # a word/line recipe: line data sets, a sequence model
+        assert cfg.model in list_models("sequence")
+        assert all(d.split(":")[0] in ("lines", "dhsd", "synth") for d in cfg.data)
+        assert all(d.split(":", 1)[1] in SOURCES for d in cfg.data if d.startswith("synth:"))
+        return
+    assert cfg.model in list_models("classify") and cfg.data.split(":")[0] in SOURCES
     # test splits are for `hcr evaluate` only: recipes never validate on them
     assert cfg.val_split not in ("test", "dev-val")
 

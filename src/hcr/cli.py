@@ -45,8 +45,14 @@ def _pretrained_names() -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     from .charset import NAMED_CHARSETS
     from .data import SOURCES
-    from .models import list_models
     from .pretrained import DEFAULT_MODEL
+
+    try:
+        from .models import list_models
+
+        model_names: list[str] | None = list_models()
+    except ImportError:  # an inference-only install (no torch, docs/export.md): predict works, train does not
+        model_names = None
 
     ap = argparse.ArgumentParser(prog="hcr", description="Handwritten character recognition.")
     ap.add_argument("--version", action="version", version=f"hcr {__version__}")
@@ -74,10 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="the shipped pretrained models and the architectures hcr can train")
 
-    tr = sub.add_parser("train", help="train a model; a recipe (--config) plus overrides")
+    tr = sub.add_parser("train", help="train a model; a recipe (--config) plus overrides; a recipe with task: sequence trains a word/line CRNN")
     tr.add_argument("--config", help="a YAML recipe (see configs/)")
-    tr.add_argument("--data", help="data set spec (hcr data list)")
-    tr.add_argument("--model", choices=list_models())
+    tr.add_argument("--data", help="data set spec (hcr data list); for a sequence recipe a line data set: lines:PATH, dhsd, synth:DATA")
+    tr.add_argument("--model", choices=model_names)
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--batch-size", type=int)
     tr.add_argument("--lr", type=float)
@@ -94,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true")
     _add_data_dir(tr)
 
-    ev = sub.add_parser("evaluate", help="accuracy, per-class figures, confusion matrix, calibration")
-    ev.add_argument("model", help="model file (.pt) or a pretrained name (chars, digits, letters)")
-    ev.add_argument("--data", required=True)
+    ev = sub.add_parser("evaluate", help="accuracy, per-class figures, confusion matrix, calibration; CER/WER and the worst lines for a word/line model")
+    ev.add_argument("model", help="model file (.pt) or a pretrained name (chars, digits, letters, words)")
+    ev.add_argument("--data", required=True, help="a character data set; for a word/line model a line data set (lines:PATH, dhsd, synth:DATA)")
+    ev.add_argument("--beam", type=int, metavar="WIDTH", help="word/line models: beam search of this width (default: greedy)")
+    ev.add_argument("--lexicon", metavar="FILE", help="word/line models: allowed words, one per line (beam search keeps to them)")
     ev.add_argument("--split", help="default: the data set's held-out split")
     ev.add_argument("--known-classes-only", action="store_true", help="leave out samples of classes the model does not have (e.g. digits model on EMNIST ByClass)")
     ev.add_argument("--out", required=True, help="report folder")
@@ -110,12 +118,29 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--no-progress", action="store_true")
     _add_data_dir(ca)
 
+    from .backends import FORMATS
+
+    ex = sub.add_parser("export", help="write a model's network as ONNX, TorchScript, Keras, TensorFlow SavedModel or TFLite (metadata inside the file), checked against PyTorch")
+    ex.add_argument("model", help="hcr model file (.pt) or a pretrained name")
+    ex.add_argument("--format", "-f", required=True, choices=FORMATS)
+    ex.add_argument("--out", "-o", help="output file (a folder for tf-savedmodel; default: beside the model, e.g. best.onnx)")
+    ex.add_argument("--quantize", choices=["int8"], help="onnx only: int8 weights and activations (smaller and faster; the accuracy change is reported)")
+    ex.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch on 512 real inputs")
+
+    ki = sub.add_parser("import-keras", help="use a Keras classifier (.h5/.keras, e.g. a 28x28x1 MNIST notebook model) with hcr: checks it and writes MODEL.hcr.json beside it")
+    ki.add_argument("model", help="the .h5 or .keras file")
+    lab = ki.add_mutually_exclusive_group(required=True)
+    lab.add_argument("--labels", help="the class of each network output, in order, as one string, e.g. 0123456789")
+    lab.add_argument("--labels-file", metavar="FILE", help="a text file with one label per line, in output order")
+    ki.add_argument("--invert", action="store_true", help="the network was trained on dark ink on white paper (hcr's input is bright ink on black)")
+    ki.add_argument("--scale", type=float, default=1.0, help="the network expects pixel values 0..SCALE: 255 for raw bytes (default 1)")
+
     names = _pretrained_names()
     pr = sub.add_parser("predict", help="read characters from image files or folders")
     pr.add_argument("inputs", nargs="+", help="image files or folders")
     pr.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
                     help=f"a shipped pretrained model ({', '.join(names) or 'see hcr models'}; default: {DEFAULT_MODEL}) "
-                         "or a model file (.pt) from hcr train")
+                         "or a model file: .pt from hcr train, .onnx/.keras/.tflite/... from hcr export, or an imported Keras .h5")
     pr.add_argument("--charset", metavar="SPEC",
                     help=f"answer only with these characters: {', '.join(NAMED_CHARSETS)}, or the characters "
                          "themselves, e.g. 0123456789ABCDEF (probabilities renormalised over them)")
@@ -130,11 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write one image: each input's thumbnail and model input, captioned with the answer")
     pr.add_argument("--device", default="cpu")
 
-    rd = sub.add_parser("read", help="read lines, fields or pages of separately written characters")
+    rd = sub.add_parser("read", help="read lines, fields or pages: separately written characters (segment) or joined-up writing (crnn)")
     rd.add_argument("inputs", nargs="+", help="image files or folders")
+    rd.add_argument("--engine", choices=("segment", "crnn"), default="segment",
+                    help="segment: cut characters apart and classify each (codes, forms, printed-style writing; default); "
+                         "crnn: whole lines through the word/line model (joined-up and cursive writing)")
     rd.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
-                    help=f"the character classifier: a shipped pretrained model ({', '.join(names) or 'see hcr models'}; "
-                         f"default: {DEFAULT_MODEL}) or a model file (.pt) from hcr train")
+                    help=f"segment: the character classifier, a shipped pretrained model ({', '.join(names) or 'see hcr models'}; "
+                         f"default: {DEFAULT_MODEL}) or a model file (.pt) from hcr train; crnn: a word/line model (default: words)")
+    rd.add_argument("--beam", type=int, metavar="WIDTH", help="crnn: beam search of this width (default: greedy; 16 with --lexicon)")
     rd.add_argument("--charset", metavar="SPEC",
                     help=f"every character is one of these: {', '.join(NAMED_CHARSETS)}, or the characters themselves, "
                          "punctuation included, e.g. 0123456789.- for dates (named sets allow no punctuation)")
@@ -147,6 +176,29 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--annotate", metavar="DIR", help="write each image with its boxes and answers drawn on it to DIR")
     rd.add_argument("--threshold", type=float, default=0.5, help="confidence below which characters are marked uncertain")
     rd.add_argument("--device", default="cpu")
+
+    web = sub.add_parser("app", help="the web page: draw or upload characters and see the answers (Streamlit)")
+    web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    web.add_argument("--port", type=int, default=8501)
+    web.add_argument("--model", "-m", metavar="NAME|PATH", help=f"the model selected when the page opens (default: {DEFAULT_MODEL})")
+    web.add_argument("--max-upload-mb", type=float, default=10.0, help="largest image accepted (default 10)")
+    web.add_argument("--headless", action="store_true", help="do not open a browser")
+
+    sv = sub.add_parser("serve", help="the HTTP API (FastAPI): POST /v1/predict and /v1/read, GET /v1/models; docs at /docs")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--model", "-m", action="append", metavar="NAME|PATH",
+                    help="a model to serve (pretrained name or model file), repeatable; the first is the default "
+                         "(default: every pretrained character model)")
+    sv.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default 10)")
+    sv.add_argument("--timeout", type=float, default=10.0, help="per-request time limit in seconds (default 10; 0: none)")
+    sv.add_argument("--workers", type=int, default=4, help="threads that decode and preprocess images (default 4)")
+    sv.add_argument("--processes", type=int, default=1, help="server processes, each with its own models (default 1; one per core serves most)")
+    sv.add_argument("--op-threads", type=int, default=1,
+                    help="threads one PyTorch or OpenCV operation may use (default 1: requests run side by side instead; 0: the libraries' defaults)")
+    sv.add_argument("--no-batch", action="store_true", help="one forward pass per request (default: concurrent requests share them)")
+    sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow browser pages from ORIGIN, repeatable")
+    sv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return ap
 
 
@@ -237,20 +289,41 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .config import TrainConfig, load_config
-    from .engine import fit
-
-    cfg = load_config(args.config) if args.config else TrainConfig()
-    cfg = cfg.updated(
-        data=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        train_split=args.train_split, val_split=args.val_split, max_train_samples=args.max_train_samples,
-        augment=args.augment, early_stopping=args.early_stopping, finetune=args.finetune,
+def _sequence_recipe(cfg: Any, args: argparse.Namespace) -> Any:
+    """A word/line recipe with the command-line overrides that apply to it."""
+    bad = [f"--{k.replace('_', '-')}" for k in ("train_split", "val_split", "augment", "data_opt") if getattr(args, k)]
+    if bad:
+        raise HcrError(f"{', '.join(bad)} do not apply to a sequence recipe; set data_options / augment in the YAML")
+    return cfg.updated(
+        data=[args.data] if args.data else None, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        max_train_samples=args.max_train_samples, early_stopping=args.early_stopping, finetune=args.finetune,
         device=args.device, seed=args.seed, data_dir=args.data_dir,
     )
-    if args.data_opt:
-        cfg.data_options = {**cfg.data_options, **_data_options(args.data_opt)}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import SequenceConfig, TrainConfig, load_config
+
+    cfg = load_config(args.config) if args.config else TrainConfig()
+    if args.resume and not args.config and (Path(args.out) / "config.yaml").exists():
+        cfg = load_config(Path(args.out) / "config.yaml")  # the run's own recipe tells which task it is
     try:
+        if isinstance(cfg, SequenceConfig):
+            from .sequence import fit_sequence
+
+            seq = fit_sequence(_sequence_recipe(cfg, args), args.out, resume=args.resume, progress=not args.no_progress)
+            print(f"best validation CER {seq.best_val_cer:.4f}; model: {seq.best_path}")
+            return 0
+        from .engine import fit
+
+        cfg = cfg.updated(
+            data=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            train_split=args.train_split, val_split=args.val_split, max_train_samples=args.max_train_samples,
+            augment=args.augment, early_stopping=args.early_stopping, finetune=args.finetune,
+            device=args.device, seed=args.seed, data_dir=args.data_dir,
+        )
+        if args.data_opt:
+            cfg.data_options = {**cfg.data_options, **_data_options(args.data_opt)}
         res = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last finished epoch is saved: continue with  hcr train --out {args.out} --resume", file=sys.stderr)
@@ -260,7 +333,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
     from .engine import evaluate_checkpoint
+    from .pretrained import resolve_model
+
+    try:
+        task = load_checkpoint(resolve_model(args.model)).task
+    except HcrError:
+        task = "classify"  # not an hcr checkpoint: the classifier path loads it (other formats) or says why not
+    if task == "sequence":
+        from .sequence import evaluate_sequence_checkpoint
+
+        r = evaluate_sequence_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, device=args.device,
+                                         beam_width=args.beam, lexicon=args.lexicon, progress=not args.no_progress)
+        print(f"{r['data_description']}: CER {r['cer']:.4f} (case-insensitive {r['cer_ci']:.4f}), WER {r['wer']:.4f}, "
+              f"lines exact {r['line_acc']:.4f} [{r['decoding']}]")
+        print(f"report: {Path(args.out) / 'report.md'}; worst lines: {Path(args.out) / 'worst.png'}")
+        return 0
+    if args.beam or args.lexicon:
+        raise HcrError("--beam and --lexicon apply to word/line models only")
 
     rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, data_options=_data_options(args.data_opt), device=args.device, progress=not args.no_progress, known_classes_only=args.known_classes_only)
     print(f"{rep['data_description']}: accuracy {rep['accuracy']:.4f}, top-{rep['top_k']} {rep['top_k_accuracy']:.4f}, "
@@ -279,13 +370,40 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import default_output, export_model
+
+    out = args.out or default_output(args.model, args.format, args.quantize)
+    print(export_model(args.model, args.format, out, check=not args.no_check, quantize=args.quantize).summary())
+    return 0
+
+
+def cmd_import_keras(args: argparse.Namespace) -> int:
+    from .charset import describe_symbols
+    from .keras_import import import_keras
+
+    labels = args.labels
+    if args.labels_file:
+        try:
+            labels = Path(args.labels_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise HcrError(f"{args.labels_file}: cannot read the label file ({e})") from None
+    side, meta = import_keras(args.model, labels, invert=args.invert, scale=args.scale)
+    assert meta.labels is not None
+    print(f"{args.model}: {len(meta.labels)} classes ({describe_symbols(meta.labels.symbols)}), input {meta.spec.size}x{meta.spec.size} "
+          f"({meta.layout}), output {meta.output}; the network sees hcr's input (ink bright, 0..1)"
+          + (" inverted" if meta.invert else "") + (f" times {meta.scale:g}" if meta.scale != 1 else ""))
+    print(f"metadata: {side}; use it as: hcr predict --model {args.model} IMAGES, or hcr evaluate {args.model} --data ...")
+    return 0
+
+
 def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
     """The image files named by ``inputs`` (folders searched recursively); an error for a
     model file passed as an image, or when nothing is left."""
     from .data.folder import IMAGE_SUFFIXES
 
     for item in inputs:  # the model used to be the first positional argument of predict
-        if Path(item).suffix.lower() == ".pt":
+        if Path(item).suffix.lower() in (".pt", ".onnx", ".keras", ".h5", ".tflite"):
             raise HcrError(f"{item} looks like a model file, not an image: pass it as --model {item}")
     files: list[Path] = []
     for item in inputs:
@@ -352,8 +470,19 @@ def cmd_read(args: argparse.Namespace) -> int:
     from .report import annotate_reading
 
     files = _expand_inputs(args.inputs)
-    reader = Reader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
-                         device=args.device, lexicon=args.lexicon, context=not args.no_context)
+    reader: Any
+    if args.engine == "crnn":
+        from .reader import CrnnReader
+
+        reader = CrnnReader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
+                                 device=args.device, lexicon=args.lexicon, beam_width=args.beam)
+        model_name = reader.recognizer.meta.get("pretrained") or args.model or "words"
+    else:
+        if args.beam:
+            raise HcrError("--beam applies to --engine crnn")
+        reader = Reader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
+                             device=args.device, lexicon=args.lexicon, context=not args.no_context)
+        model_name = reader.predictor.meta.get("pretrained") or args.model
     out_dir = Path(args.annotate) if args.annotate else None
     used: set[str] = set()
     failed = empty = chars = uncertain = 0
@@ -384,13 +513,31 @@ def cmd_read(args: argparse.Namespace) -> int:
         if out_dir is not None and result.error is None:
             path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used))
             print(f"annotated: {path}", file=sys.stderr)
-    model_name = reader.predictor.meta.get("pretrained") or args.model
     print(f"{len(files)} images: {len(files) - failed - empty} with text, {empty} without, {failed} failed; "
           f"{chars} characters, {uncertain} uncertain (model {model_name})", file=sys.stderr)
     return 1 if failed else 0
 
 
-COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "predict": cmd_predict, "read": cmd_read}
+def cmd_app(args: argparse.Namespace) -> int:
+    from .web import run_app
+
+    run_app(args.host, args.port, model=args.model, max_upload_mb=args.max_upload_mb, headless=args.headless)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .web.api import ApiConfig, serve
+    except ImportError as e:
+        raise HcrError(f"hcr serve needs the web extra ({e.name} is missing): pip install 'hcr[web]'") from None
+    config = ApiConfig(models=args.model, max_upload_bytes=int(args.max_upload_mb * 2**20), timeout_s=args.timeout or None,
+                       workers=args.workers, batch=not args.no_batch, cors_origins=args.cors_origin)
+    serve(args.host, args.port, config, op_threads=args.op_threads or None, processes=args.processes, log_level=args.log_level)
+    return 0
+
+
+COMMANDS = {"data": cmd_data, "models": cmd_models, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate, "predict": cmd_predict, "read": cmd_read,
+            "export": cmd_export, "import-keras": cmd_import_keras,
+            "app": cmd_app, "serve": cmd_serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -399,6 +546,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except HcrError as e:
         print(f"hcr: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # e.g. an inference-only install (docs/export.md) asked to train
+        print(f"hcr: error: hcr {args.command} needs {e.name}, which is not installed (an inference-only install "
+              "runs exported ONNX models with hcr predict); install hcr with its dependencies", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hcr: interrupted", file=sys.stderr)

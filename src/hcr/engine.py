@@ -242,7 +242,7 @@ def calibrate_checkpoint(path: str | Path, *, data_dir: str | None = None, devic
     cfg = TrainConfig.from_dict(ckpt.config)
     if data_dir:
         cfg.data_dir = data_dir
-    _, val, labels, _ = _train_val(cfg, ckpt.spec, progress)
+    _, val, labels, _ = _train_val(cfg, ckpt.char_spec, progress)
     if labels.symbols != ckpt.label_map.symbols:
         raise HcrError(f"{path}: its recipe's data set no longer has the model's classes")
     result = calibrate(ckpt, val, resolve_device(device))
@@ -360,8 +360,10 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     base: Checkpoint | None = None
     if cfg.finetune and state is None:
         # the architecture and preprocessing come from the model being fine-tuned
-        base = load_checkpoint(cfg.finetune)
-        cfg = cfg.updated(model=base.model_name, model_kwargs=base.model_kwargs, preprocess=cfg.preprocess or base.spec.to_dict())
+        from .pretrained import resolve_model
+
+        base = load_checkpoint(resolve_model(cfg.finetune))  # a model file or a shipped name (chars, ...)
+        cfg = cfg.updated(model=base.model_name, model_kwargs=base.model_kwargs, preprocess=cfg.preprocess or base.char_spec.to_dict())
     cfg.validate()
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
@@ -480,6 +482,9 @@ def describe_split(data: str, split: str, n: int) -> str:
 def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, known_classes_only: bool = False) -> dict[str, Any]:
     """Evaluate a model file on a data split and write the full report into ``out_dir``.
 
+    Any classifier file :func:`hcr.backends.load_backend` reads is evaluated the same way:
+    hcr ``.pt``, exported ONNX / TorchScript / Keras / SavedModel / TFLite, imported Keras.
+
     Every sample counts: images the preprocessing finds blank are answered "no character"
     (an error), as ``hcr predict`` would answer them. With ``known_classes_only`` the samples
     of classes the model does not have are left out (e.g. a digits model on the digits of
@@ -488,17 +493,16 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     from .metrics import classification_report
     from .report import write_evaluation_report
 
-    from .pretrained import resolve_model
+    from .backends import load_backend
 
-    ckpt = load_checkpoint(resolve_model(model_path))
-    dev = resolve_device(device)
-    model = channels_last(ckpt.build_model().to(dev))
+    backend = load_backend(model_path, device=device)  # any format; probabilities come from backend.probs
+    label_map, name = backend.label_map, backend.meta.model_name
     src = get_source(data, data_dir, **(data_options or {}))
     split = split or src.default_val_split or src.splits[-1]
     samples = src.load(split)
     n_all, dropped = len(samples), 0
-    if list(samples.label_map.symbols) != list(ckpt.label_map.symbols):
-        mapping = np.array(remap_indices(samples.label_map, ckpt.label_map))
+    if list(samples.label_map.symbols) != list(label_map.symbols):
+        mapping = np.array(remap_indices(samples.label_map, label_map))
         if known_classes_only:
             known = np.flatnonzero(mapping[samples.targets] >= 0)
             if len(known) == 0:
@@ -511,22 +515,22 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
         targets = mapping[samples.targets]
     else:
         targets = samples.targets
-    x, _, blank = prepare(samples, ckpt.spec, progress=progress)
-    probs = np.full((len(x), len(ckpt.label_map)), 0.0, np.float32)
+    x, _, blank = prepare(samples, backend.spec, progress=progress)
+    probs = np.full((len(x), len(label_map)), 0.0, np.float32)
     if (~blank).any():
-        probs[~blank] = batched_probs(model, x[~blank], device=dev, temperature=ckpt.temperature)
+        probs[~blank] = backend.probs(x[~blank])
     # a blank answer is "no character": make it count as an error in every metric
-    probs[blank] = 1.0 / len(ckpt.label_map)
-    rep = classification_report(targets, probs, ckpt.label_map.symbols)
+    probs[blank] = 1.0 / len(label_map)
+    rep = classification_report(targets, probs, label_map.symbols)
     desc = describe_split(data, split, n_all)
     if dropped:
         desc += f"; only the {len(x):,} samples of classes the model knows ({dropped:,} others left out)"
-    rep.update({"data": data, "split": split, "data_description": desc, "blank_inputs": int(blank.sum()), "left_out_unknown_classes": dropped, "model_file": str(model_path), "model": ckpt.model_name})
-    credits = [c for c in (getattr(src, "citation", ""), str(ckpt.metrics.get("citation", ""))) if c]
+    rep.update({"data": data, "split": split, "data_description": desc, "blank_inputs": int(blank.sum()), "left_out_unknown_classes": dropped, "model_file": str(model_path), "model": name})
+    credits = [c for c in (getattr(src, "citation", ""), str(backend.meta.metrics.get("citation", ""))) if c]
     write_evaluation_report(
-        Path(out_dir), rep, x, targets, probs, ckpt.label_map.symbols,
-        title=f"{ckpt.model_name} on {data} ({split})", data_description=desc,
-        model_description=f"{ckpt.model_name} from {model_path} (trained on {ckpt.metrics.get('train_source', '?')})",
+        Path(out_dir), rep, x, targets, probs, label_map.symbols,
+        title=f"{name} on {data} ({split})", data_description=desc,
+        model_description=f"{name} from {model_path} (trained on {backend.meta.metrics.get('train_source', '?')})",
         credits=list(dict.fromkeys(credits)),
     )
     return rep

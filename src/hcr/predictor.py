@@ -7,6 +7,12 @@ disagree with training. Inputs go through :func:`hcr.preprocess.preprocess`; dec
 (softmax with the file's temperature, an optional charset and case merging from
 :mod:`hcr.charset`, top-k, rejection of blank or uncertain inputs) happens here, outside
 the network.
+
+The network runs in a :class:`hcr.backends.Backend`: PyTorch for hcr model files, or
+onnxruntime, TorchScript, Keras, TensorFlow SavedModel or TFLite for exported and imported
+files (:func:`hcr.backends.load_backend` tells them apart by content). This module imports
+torch only inside the PyTorch helpers below, so ``Predictor.load("model.onnx")`` works in
+an install without torch.
 """
 
 from __future__ import annotations
@@ -14,21 +20,26 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
-from torch import nn
 
 from .charset import AnswerFilter
-from .checkpoint import Checkpoint, load_checkpoint
 from .errors import HcrError
 from .labels import LabelMap
-from .models import channels_last
 from .preprocess import ImageInput, Preprocessed, PreprocessSpec, preprocess
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
-def resolve_device(device: str = "auto") -> torch.device:
+    from .backends import Backend
+    from .checkpoint import Checkpoint
+
+
+def resolve_device(device: str = "auto") -> "torch.device":
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -39,21 +50,25 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise HcrError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
 
 
-@torch.inference_mode()
-def batched_logits(model: nn.Module, inputs: np.ndarray | torch.Tensor, batch_size: int = 512, device: torch.device | None = None) -> torch.Tensor:
+def batched_logits(model: "nn.Module", inputs: "np.ndarray | torch.Tensor", batch_size: int = 512, device: "torch.device | None" = None) -> "torch.Tensor":
     """Logits (N, C) on the CPU for float inputs of shape (N, H, W) or (N, 1, H, W)."""
-    device = device or next(model.parameters()).device
-    x = torch.as_tensor(inputs, dtype=torch.float32)
-    if x.ndim == 3:
-        x = x[:, None]
-    if model.training:  # eval() walks every module: only when needed (it adds ~0.2 ms a call)
-        model.eval()
-    out = [model(x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out) if out else torch.zeros(0, 0)
+    import torch
+
+    with torch.inference_mode():
+        device = device or next(model.parameters()).device
+        x = torch.as_tensor(inputs, dtype=torch.float32)
+        if x.ndim == 3:
+            x = x[:, None]
+        if model.training:  # eval() walks every module: only when needed (it adds ~0.2 ms a call)
+            model.eval()
+        out = [model(x[i : i + batch_size].to(device).contiguous(memory_format=torch.channels_last)).float().cpu() for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def batched_probs(model: nn.Module, inputs: np.ndarray | torch.Tensor, batch_size: int = 512, device: torch.device | None = None, temperature: float = 1.0) -> np.ndarray:
+def batched_probs(model: "nn.Module", inputs: "np.ndarray | torch.Tensor", batch_size: int = 512, device: "torch.device | None" = None, temperature: float = 1.0) -> np.ndarray:
     """Softmax probabilities of ``logits / temperature`` for a batch of inputs."""
+    import torch
+
     logits = batched_logits(model, inputs, batch_size, device)
     return torch.softmax(logits / temperature, dim=1).numpy() if logits.numel() else np.zeros((0, 0), np.float32)
 
@@ -97,10 +112,18 @@ class Predictor:
     with an :class:`~hcr.errors.HcrError` naming the problem.
     """
 
-    def __init__(self, model: nn.Module, label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, temperature: float = 1.0, device: str = "cpu", meta: dict[str, Any] | None = None, charset: str | None = None, ignore_case: bool = False) -> None:
+    def __init__(self, model: "nn.Module | Backend", label_map: LabelMap, spec: PreprocessSpec, *, threshold: float = 0.5, temperature: float = 1.0, device: str = "cpu", meta: dict[str, Any] | None = None, charset: str | None = None, ignore_case: bool = False) -> None:
+        from .backends import Backend, ModelMeta, TorchBackend
+
         self.answer_filter = AnswerFilter(label_map, charset, ignore_case=ignore_case)
-        self.device = resolve_device(device)
-        self.model = channels_last(model.to(self.device)).eval()
+        if isinstance(model, Backend):
+            if model.task != "classify":
+                raise HcrError(f"{model.source} is a {model.task} model (words and lines), not a character classifier")
+            self.backend: Backend = model
+        else:
+            self.backend = TorchBackend(model, ModelMeta("classify", spec.to_dict(), labels=label_map, temperature=temperature), device=device)
+        #: the torch device of a PyTorch model (None for other runtimes, which run on the CPU)
+        self.device = getattr(self.backend, "device", None)
         self.label_map = label_map
         self.spec = spec
         self.threshold = threshold
@@ -116,18 +139,37 @@ class Predictor:
     def ignore_case(self) -> bool:
         return self.answer_filter.ignore_case
 
+    @property
+    def model(self) -> Any:
+        """The network object of the backend (an ``nn.Module`` for PyTorch models, a Keras
+        model, ...; None for runtimes that expose none, such as onnxruntime)."""
+        return getattr(self.backend, "model", None)
+
     @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint, **kw: Any) -> "Predictor":
+    def from_checkpoint(cls, ckpt: "Checkpoint", **kw: Any) -> "Predictor":
+        if not isinstance(ckpt.spec, PreprocessSpec):
+            raise HcrError(f"{ckpt.source} is a {ckpt.task} model (words and lines), not a character classifier")
         meta = {"model": ckpt.model_name, "metrics": ckpt.metrics, "config": ckpt.config, "versions": ckpt.versions, "source": ckpt.source}
         return cls(ckpt.build_model(), ckpt.label_map, ckpt.spec, temperature=ckpt.temperature, meta=meta, **kw)
 
     @classmethod
+    def from_backend(cls, backend: "Backend", **kw: Any) -> "Predictor":
+        """A predictor over any :class:`~hcr.backends.Backend` (its metadata supplies the
+        label map, preprocessing and temperature)."""
+        m = backend.meta
+        meta = {"model": m.model_name, "format": backend.format, "metrics": m.metrics, "versions": m.versions, "source": backend.source}
+        return cls(backend, backend.label_map, backend.spec, temperature=backend.temperature, meta=meta, **kw)
+
+    @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, threshold: float = 0.5, device: str = "cpu", charset: str | None = None, ignore_case: bool = False) -> "Predictor":
         """Load a pretrained model by name (``chars``, ``digits``, ``letters``; None: the
-        default, ``chars``) or a model file written by ``hcr train``."""
-        from .pretrained import DEFAULT_MODEL, is_pretrained_name, resolve_model
+        default, ``chars``) or a model file: written by ``hcr train``, exported by ``hcr
+        export`` (ONNX, TorchScript, Keras, SavedModel, TFLite) or a Keras classifier
+        imported with ``hcr import-keras``."""
+        from .backends import load_backend
+        from .pretrained import DEFAULT_MODEL, is_pretrained_name
 
-        pred = cls.from_checkpoint(load_checkpoint(resolve_model(model)), threshold=threshold, device=device, charset=charset, ignore_case=ignore_case)
+        pred = cls.from_backend(load_backend(model, device=device), threshold=threshold, charset=charset, ignore_case=ignore_case)
         if model is None or is_pretrained_name(model):
             pred.meta["pretrained"] = DEFAULT_MODEL if model is None else str(model)
         return pred
@@ -141,7 +183,7 @@ class Predictor:
         out = [Prediction(None, 0.0, [], blank=True, input=p.image) for p in inputs]
         if not todo:
             return out
-        probs = batched_probs(self.model, np.stack([inputs[i].image for i in todo]), device=self.device, temperature=self.temperature)
+        probs = self.backend.probs(np.stack([inputs[i].image for i in todo]), temperature=self.temperature)
         for i, top in zip(todo, self.answer_filter.decode(probs, top_k)):
             label, conf = top[0]
             out[i] = Prediction(label, conf, top, uncertain=conf < self.threshold, box=inputs[i].box, input=inputs[i].image)

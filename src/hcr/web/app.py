@@ -1,0 +1,230 @@
+"""The hcr web page (``hcr app``): draw or upload characters and see what the model answers.
+
+Run with ``hcr app`` (which runs ``streamlit run`` on this file). Everything that touches
+pixels or labels is the library's: images go through :class:`hcr.predictor.Predictor` and
+:class:`hcr.reader.Reader` from a shared :class:`hcr.web.service.ModelRegistry`; this file
+only lays out controls and results.
+
+*Read as* (sidebar): **Auto** reads each image as text first and shows the text with the
+character boxes when it holds more than one character, else the single-character view
+(answer, top-5 chart, preprocessing stages and the 28x28 model input); **One character**
+and **Text** force one view.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from hcr.charset import NAMED_CHARSETS
+from hcr.errors import HcrError
+from hcr.predictor import Prediction, Predictor
+from hcr.preprocess import Preprocessed
+from hcr.reader import ReadResult
+from hcr.web import ENV_APP_MAX_UPLOAD_MB, ENV_APP_MODEL
+from hcr.web.service import DEFAULT_MAX_UPLOAD_BYTES, ModelRegistry, annotated_reading_png, check_upload, format_mb, stage_images
+
+UPLOAD_MODEL = "Upload a model file..."
+ANY_CHARSET = "any"
+CUSTOM_CHARSET = "custom..."
+AUTO, ONE, TEXT = "Auto", "One character", "Text"
+CANVAS_SIDE = 280
+TOP_K = 5
+STAGE_SIDE = 112  # pixels; a multiple of 28, so the model input is shown with square pixels
+STAGES_PER_ROW = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str
+    charset: str | None
+    ignore_case: bool
+    threshold: float
+    mode: str
+    max_bytes: int
+
+
+@st.cache_resource(show_spinner="Loading the models...")
+def registry() -> ModelRegistry:
+    """One registry for every session of this server: each model is loaded once."""
+    return ModelRegistry()
+
+
+def start_model(reg: ModelRegistry) -> str:
+    """The model selected when the page opens (``hcr app --model``; default: the registry's)."""
+    spec = os.environ.get(ENV_APP_MODEL)
+    return reg.add(spec) if spec else reg.default
+
+
+def max_upload_bytes() -> int:
+    try:
+        return int(float(os.environ.get(ENV_APP_MAX_UPLOAD_MB, "")) * 2**20)
+    except ValueError:
+        return DEFAULT_MAX_UPLOAD_BYTES
+
+
+# --------------------------------------------------------------------------- controls
+
+
+def model_control(reg: ModelRegistry) -> str:
+    """The model chooser: the shipped models, ``hcr app --model``'s, this session's uploads."""
+    first = start_model(reg)
+    uploads: list[str] = st.session_state.setdefault("uploaded_models", [])
+    offered = [first] + [e.name for e in map(reg.entry, reg.names()) if e.source == "pretrained" and e.name != first]
+    options = offered + [n for n in uploads if n not in offered] + [UPLOAD_MODEL]
+    choice = st.selectbox("Model", options, key="model", help="the shipped pretrained models, or a model file of your own")
+    if choice != UPLOAD_MODEL:
+        return str(choice)
+    file = st.file_uploader("Model file (from hcr train, or an exported model)", key="model_file")
+    if file is None:
+        st.info(f"Choose a model file; meanwhile the answers come from `{first}`.")
+        return first
+    try:
+        name = reg.add_upload(file.getvalue(), file.name)
+    except HcrError as e:
+        st.error(f"This model file cannot be used: {e}")
+        return first
+    if name not in uploads:
+        uploads.append(name)
+    st.success(f"Using the uploaded model {file.name}.")
+    return name
+
+
+def charset_control() -> str | None:
+    choice = st.selectbox("Allowed characters", [ANY_CHARSET, *NAMED_CHARSETS, CUSTOM_CHARSET], key="charset",
+                          help="limit the answers to a set of characters (probabilities renormalised over them)")
+    if choice == ANY_CHARSET:
+        return None
+    if choice == CUSTOM_CHARSET:
+        text = st.text_input("Characters", key="charset_custom", placeholder="e.g. 0123456789ABCDEF")
+        return text.strip() or None
+    return str(choice)
+
+
+def sidebar(reg: ModelRegistry) -> Settings:
+    with st.sidebar:
+        st.header("Settings")
+        model = model_control(reg)
+        entry = reg.entry(model)
+        st.caption(entry.description)
+        charset = charset_control()
+        ignore_case = st.checkbox("Ignore letter case", key="ignore_case", help="o/O, s/S, ... count as one answer")
+        threshold = st.slider("Rejection threshold", 0.0, 1.0, 0.5, 0.05, key="threshold",
+                              help="answers less confident than this are marked uncertain")
+        mode = st.radio("Read as", [AUTO, ONE, TEXT], key="mode", horizontal=True,
+                        help="Auto: text (with character boxes) when an image holds several characters, else one character")
+    return Settings(model, charset, ignore_case, float(threshold), str(mode), max_upload_bytes())
+
+
+# --------------------------------------------------------------------------- results
+
+
+def show_prediction(pre: Preprocessed, pred: Prediction, settings: Settings, name: str) -> None:
+    """One character: the answer, the top-5 chart and what the model saw."""
+    if pred.blank or pred.label is None:
+        st.warning(f"No character found in {name}: the image looks empty, or its strokes are too faint.")
+    else:
+        st.markdown(f"#### Answer: `{pred.label}` ({pred.confidence:.1%})")
+        if pred.uncertain:
+            st.warning(f"Not sure: {pred.confidence:.0%} is below the rejection threshold ({settings.threshold:.0%}); "
+                       "the image may not hold a character the model knows.")
+        chart = pd.DataFrame({"answer": [s for s, _ in pred.top_k], "confidence": [float(p) for _, p in pred.top_k]})
+        st.bar_chart(chart, x="answer", y="confidence", horizontal=True, sort="-confidence", height=40 + 32 * len(chart))
+    st.markdown("**What the model sees** (the preprocessing stages, in order)")
+    stages = stage_images(pre, STAGE_SIDE)
+    for row in range(0, len(stages), STAGES_PER_ROW):
+        for col, (title, img) in zip(st.columns(STAGES_PER_ROW), stages[row : row + STAGES_PER_ROW]):
+            col.image(img, caption=title, width=STAGE_SIDE)
+
+
+def show_reading(result: ReadResult, name: str) -> None:
+    """Several characters: the text, the boxes drawn on the image, each character's answers."""
+    if not result.text:
+        st.warning(f"No writing found in {name}.")
+    else:
+        st.markdown("#### Text read")
+        st.code(result.text, language=None)
+        if result.uncertain:
+            st.caption(f"{result.uncertain} of {len(result.characters)} characters are uncertain (orange boxes).")
+    st.image(annotated_reading_png(result), caption="green: sure, orange: uncertain, blue: punctuation, red: ink left out")
+    if result.characters:
+        rows = [{"character": c.char, "confidence": round(c.confidence, 3), "line": c.line + 1, "word": c.word + 1,
+                 "box (x, y, w, h)": ", ".join(map(str, c.box)), "alternatives": "  ".join(f"{s} {p:.2f}" for s, p in c.top_k[1:4])}
+                for c in result.characters]
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def show_image(data: bytes, name: str, settings: Settings, reg: ModelRegistry) -> None:
+    """Answer for one image (a drawing or an upload), in the view the mode asks for."""
+    try:
+        check_upload(data, name, settings.max_bytes)
+        if settings.mode != ONE:
+            reader = reg.reader(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)
+            result = reader.read(data, name=name)
+            if settings.mode == TEXT or len(result.characters) > 1:
+                show_reading(result, name)
+                return
+        predictor: Predictor = reg.predictor(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)
+        pre = predictor.preprocess(data, stages=True, name=name)
+        show_prediction(pre, predictor.predict_inputs([pre], top_k=TOP_K)[0], settings, name)
+    except HcrError as e:
+        st.error(str(e))
+
+
+def draw_tab(settings: Settings, reg: ModelRegistry) -> None:
+    from streamlit_drawable_canvas import st_canvas
+
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.caption("Draw one character (or a few) with the mouse or a finger.")
+        generation = st.session_state.setdefault("canvas_generation", 0)
+        stroke = int(st.session_state.get("stroke", 18))
+        drawing = st_canvas(stroke_width=stroke, stroke_color="#000000", background_color="#FFFFFF", height=CANVAS_SIDE,
+                            width=CANVAS_SIDE, drawing_mode="freedraw", return_image_data=True, key=f"canvas-{generation}")
+        if st.button("Clear the canvas", key="clear"):
+            st.session_state["canvas_generation"] = generation + 1
+            st.rerun()
+        st.slider("Pen width", 6, 40, 18, key="stroke")
+    with right:
+        objects = (drawing.json_data or {}).get("objects") if drawing is not None else None
+        data = drawing.image_bytes if objects else None
+        if not data:
+            st.info("The canvas is empty: draw a character on it and its answer appears here.")
+            return
+        show_image(data, "drawing", settings, reg)
+
+
+def upload_tab(settings: Settings, reg: ModelRegistry) -> None:
+    files = st.file_uploader(f"Images (PNG, JPEG, ...; up to {format_mb(settings.max_bytes)} each)", accept_multiple_files=True, key="uploads")
+    if not files:
+        st.info("Upload one or more images: a character, or a line or page of separately written characters.")
+        return
+    for file in files:
+        st.divider()
+        st.subheader(file.name)
+        show_image(file.getvalue(), file.name, settings, reg)
+
+
+def main() -> None:
+    st.set_page_config(page_title="hcr: handwritten character recognition", layout="wide")
+    reg = registry()
+    try:
+        settings = sidebar(reg)
+        reg.predictor(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)
+    except HcrError as e:  # a charset the model cannot answer with, a damaged model file
+        st.error(str(e))
+        st.stop()
+    st.title("hcr: handwritten character recognition")
+    st.caption(f"Model `{settings.model}`" + (f", characters `{settings.charset}`" if settings.charset else "")
+               + (", case ignored" if settings.ignore_case else "") + f", threshold {settings.threshold:.2f}, read as: {settings.mode.lower()}.")
+    draw, upload = st.tabs(["Draw", "Upload images"])
+    with draw:
+        draw_tab(settings, reg)
+    with upload:
+        upload_tab(settings, reg)
+
+
+main()
