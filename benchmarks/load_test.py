@@ -5,7 +5,7 @@ up, then runs ``--clients`` concurrent clients for ``--seconds``, each sending o
 after another (closed loop, no think time) to ``POST /v1/predict`` over its own keep-alive
 connection, and reports requests/s, latency percentiles and errors::
 
-    python benchmarks/load_test.py                       # 20 clients, 30 s, model chars
+    python benchmarks/load_test.py                       # 20 clients, 30 s, model chars, a server process per CPU
     python benchmarks/load_test.py --seconds 10 --model digits --upload raw --json
 
 The clients are a minimal asyncio HTTP/1.1 client (prebuilt request bytes, Content-Length
@@ -149,17 +149,20 @@ def start_server(port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]
     cmd = [sys.executable, "-m", "hcr.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--workers", str(args.workers), "--processes", str(args.processes), "--op-threads", str(args.op_threads), "-m", args.model] + (["--no-batch"] if args.no_batch else [])
     proc = subprocess.Popen(cmd, cwd=ROOT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    deadline, ready = time.monotonic() + 180, set()
+    while time.monotonic() < deadline:  # every process answering: clients connected earlier would all stay on the first
         if proc.poll() is not None:
             raise SystemExit(f"hcr serve exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                ready.add(json.loads(r.read())["pid"])
+            if len(ready) >= args.processes:
                 return proc
         except OSError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.2)
     proc.kill()
-    raise SystemExit("hcr serve did not start within 120 s")
+    raise SystemExit(f"hcr serve did not start within 180 s ({len(ready)} of {args.processes} processes answered)")
 
 
 def measure(host: str, port: int, request: bytes, args: argparse.Namespace, proc: subprocess.Popen[bytes] | None) -> tuple[Stats, float, float, float | None]:
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--image", type=Path, default=ROOT / "samples" / "digit_3_paper.png", help="the image sent (default samples/digit_3_paper.png)")
     ap.add_argument("--upload", choices=["multipart", "raw"], default="multipart", help="multipart form upload (default) or raw image body")
     ap.add_argument("--workers", type=int, default=4, help="hcr serve --workers (default 4)")
-    ap.add_argument("--processes", type=int, default=1, help="hcr serve --processes (default 1)")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="hcr serve --processes (default: one per CPU)")
     ap.add_argument("--op-threads", type=int, default=1, help="hcr serve --op-threads (default 1)")
     ap.add_argument("--no-batch", action="store_true", help="hcr serve --no-batch: one forward pass per request")
     ap.add_argument("--url", help="load an already running server (e.g. http://127.0.0.1:8000) instead of starting one")

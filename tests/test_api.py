@@ -7,6 +7,7 @@ the line for /v1/read is written with OpenCV's handwriting-like Hershey script f
 from __future__ import annotations
 
 import io
+import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -125,7 +126,7 @@ def test_check_upload() -> None:
 
 
 def test_health_models_and_openapi(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "version": __version__, "models": ["chars", "digits", "letters"]}
+    assert client.get("/health").json() == {"status": "ok", "version": __version__, "models": ["chars", "digits", "letters"], "pid": os.getpid()}
     models = client.get("/v1/models").json()
     assert models["default"] == "chars"
     by_name = {m["name"]: m for m in models["models"]}
@@ -307,8 +308,48 @@ def test_too_many_waiting_requests_give_503(registry: ModelRegistry) -> None:
             app.state.runner.pending = 0
 
 
+@pytest.mark.slow
+def test_serve_processes_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "hcr.cli", "serve", "--port", str(port), "--processes", "2", "-m", "digits",
+                             "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 150
+        while len(pids) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    pids.add(json.loads(r.read())["pid"])
+            except OSError:
+                time.sleep(0.3)
+        assert len(pids) == 2, (tmp_path / "serve.log").read_text()[-2000:]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/predict", data=(SAMPLES / "digit_3_paper.png").read_bytes(),
+                                         headers={"Content-Type": "image/png"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert json.loads(r.read())["label"] == "3"
+    finally:
+        proc.terminate()  # SIGTERM: the parent stops its processes
+        proc.wait(timeout=60)
+        log.close()
+    time.sleep(0.5)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 def test_serve_command_line() -> None:
     args = build_parser().parse_args(["serve", "--port", "9001", "-m", "digits", "-m", "letters", "--timeout", "2", "--max-upload-mb", "1"])
     assert (args.port, args.model, args.timeout, args.max_upload_mb, args.host) == (9001, ["digits", "letters"], 2.0, 1.0, "127.0.0.1")
     defaults = build_parser().parse_args(["serve"])
     assert defaults.model is None and not defaults.no_batch  # every pretrained model, batched
+    assert (defaults.processes, defaults.op_threads, defaults.workers) == (1, 1, 4)

@@ -149,6 +149,16 @@ def test_int8_onnx_is_smaller_and_agrees(tmp_path: Path) -> None:
         export_model("digits", "keras", tmp_path / "x.keras", quantize="int8")
 
 
+def test_int8_crnn_keeps_its_columns(tmp_path: Path) -> None:
+    model, meta = random_crnn(), crnn_meta()
+    fp32 = load_backend(export_model((model, meta), "onnx", tmp_path / "c.onnx", check=False).path)
+    int8 = load_backend(export_model((model, meta), "onnx", tmp_path / "c.int8.onnx", quantize="int8", check=False).path)
+    assert int8.codec == CODEC and int8.meta.task == "sequence"
+    batches = parity_inputs(meta, 128)
+    agree = np.mean([(fp32.logits(x).argmax(-1) == int8.logits(x).argmax(-1)).mean() for x in batches])
+    assert agree >= 0.97
+
+
 # --------------------------------------------------------------------------- writes and errors
 
 

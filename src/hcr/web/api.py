@@ -29,8 +29,6 @@ needed around inference).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import logging
 import os
 import time
@@ -230,6 +228,7 @@ class HealthResponse(BaseModel):
     status: str = "ok"
     version: str
     models: list[str]
+    pid: int = Field(description="the server process that answered (hcr serve --processes N runs N)")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -463,7 +462,7 @@ def create_app(config: ApiConfig | None = None, registry: ModelRegistry | None =
 
     @app.get("/health", response_model=HealthResponse, summary="liveness check")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "models": registry.names()}
+        return {"status": "ok", "version": __version__, "models": registry.names(), "pid": os.getpid()}
 
     @app.get("/v1/models", response_model=ModelsResponse, summary="the models this server offers")
     def models() -> dict[str, Any]:  # sync: FastAPI runs it in its thread pool (may load models)
@@ -518,10 +517,6 @@ def create_app(config: ApiConfig | None = None, registry: ModelRegistry | None =
     return app
 
 
-#: Environment variable carrying the settings to each process of ``hcr serve --processes N``.
-ENV_SERVE_CONFIG = "HCR_SERVE_CONFIG"
-
-
 def _set_op_threads(n: int | None) -> None:
     """Threads one PyTorch or OpenCV operation may use (None: the libraries' defaults).
     A server runs requests side by side, so one thread per operation serves best: OpenCV's
@@ -535,12 +530,65 @@ def _set_op_threads(n: int | None) -> None:
         cv2.setNumThreads(n)
 
 
-def app_from_env() -> FastAPI:
-    """The application of one process of ``hcr serve --processes N`` (a uvicorn factory):
-    its settings come as JSON in ``$HCR_SERVE_CONFIG``."""
-    settings = json.loads(os.environ[ENV_SERVE_CONFIG])
-    _set_op_threads(settings.pop("op_threads", None))
-    return create_app(ApiConfig(**settings))
+def _serve_process(host: str, port: int, config: ApiConfig, op_threads: int | None, log_level: str) -> None:
+    """One process of ``hcr serve --processes N``: the app on a listening socket of its own,
+    bound to the shared port with ``SO_REUSEPORT`` once the models are loaded, so that the
+    kernel spreads new connections over the processes. (With one shared socket, a burst of
+    keep-alive connections all goes to whichever process accepts first, and stays there.)"""
+    import socket
+
+    import uvicorn
+
+    _set_op_threads(op_threads)
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
+
+
+def _serve_processes(host: str, port: int, config: ApiConfig, op_threads: int | None, processes: int, log_level: str) -> None:
+    """Run ``processes`` :func:`_serve_process` until interrupted (Ctrl-C or SIGTERM stops
+    them all; a process that fails, e.g. on a port in use, stops the others)."""
+    import multiprocessing
+    import signal
+    import socket
+
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise HcrError("--processes above 1 needs SO_REUSEPORT (Linux, macOS, BSD); run one process per port instead")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:  # without SO_REUSEPORT this fails on a port anyone listens on, another hcr serve included
+            probe.bind((host, port))
+        except OSError as e:
+            raise HcrError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    if config.preload:
+        ModelRegistry(config.models).preload()  # a broken model file stops us here, not in every process
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_serve_process, args=(host, port, config, op_threads, log_level), name=f"hcr-serve-{i}")
+             for i in range(processes)]
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed:
+                raise HcrError(f"a server process stopped (exit code {failed[0]}); see its messages above")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(15)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, config: ApiConfig | None = None, *, op_threads: int | None = 1,
@@ -548,25 +596,19 @@ def serve(host: str = "127.0.0.1", port: int = 8000, config: ApiConfig | None = 
     """Run the API with uvicorn until interrupted.
 
     ``op_threads``: threads one PyTorch or OpenCV operation may use (1: requests run side by
-    side instead of each spreading over every core, which serves small images faster;
-    None: the libraries' defaults). ``processes`` > 1 runs that many server processes on the one port, each with
-    its own copy of the models: Python runs one thread at a time per process, so on a
-    machine with several cores, one process per core serves more requests.
+    side instead of each spreading over every core, which serves small images faster; None:
+    the libraries' defaults). ``processes`` > 1 runs that many server processes on the one
+    port, each with its own copy of the models: Python runs one thread at a time per
+    process, so on a machine with several cores one process per core serves more requests.
     """
-    import uvicorn
-
     config = config or ApiConfig()
     if processes > 1:
-        if config.preload:
-            ModelRegistry(config.models).preload()  # a broken model file stops us here, not in every process
-        os.environ[ENV_SERVE_CONFIG] = json.dumps({**dataclasses.asdict(config), "op_threads": op_threads})
-        # a process starting (imports, models) on a busy machine can take longer than uvicorn's
-        # 5 s health check, which would restart it again and again
-        uvicorn.run("hcr.web.api:app_from_env", factory=True, host=host, port=port, workers=processes, log_level=log_level,
-                    timeout_worker_healthcheck=120)
+        _serve_processes(host, port, config, op_threads, processes, log_level)
         return
+    import uvicorn
+
     _set_op_threads(op_threads)
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
 
 
-__all__ = ["ENV_SERVE_CONFIG", "ApiConfig", "ApiError", "app_from_env", "create_app", "error_response", "serve"]
+__all__ = ["ApiConfig", "ApiError", "create_app", "error_response", "serve"]
