@@ -28,7 +28,11 @@ from hcr.keras_import import check_keras_config, import_keras, parse_labels  # n
 from hcr.labels import LabelMap  # noqa: E402
 from hcr.preprocess import PreprocessSpec  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = [
+    pytest.mark.usefixtures("single_thread"),
+    # Keras' own notice (saving under numpy 2), not hcr's
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+]
 
 TF_FORMATS = {"keras": ".keras", "tf-savedmodel": "", "tflite": ".tflite"}
 BACKENDS = {"keras": KerasBackend, "tf-savedmodel": SavedModelBackend, "tflite": TFLiteBackend}

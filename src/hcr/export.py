@@ -446,7 +446,9 @@ def keras_model(model: nn.Module, meta: ModelMeta) -> Any:
 
 def _keras_file(model: nn.Module, meta: ModelMeta, out: Path) -> None:
     km = keras_model(model, meta)
-    km.save(str(out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Keras' own numpy-2 notice while saving
+        km.save(str(out))
     with zipfile.ZipFile(out, "a") as z:
         z.writestr(META_FILE, meta.to_json())
 
