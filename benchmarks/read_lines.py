@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from hcr.compose import KINDS, WORDS, GlyphPool, compose, make_text
-from hcr.metrics import levenshtein
+from hcr.metrics import error_rates
 from hcr.render import STYLES, render_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,28 +39,20 @@ from robustness import run_and_report, split_title  # noqa: E402  (the same nami
 
 
 class Score:
-    """Summed edit distances and reference lengths (characters and words), with and without case."""
+    """Lines read so far: truths, readings and reading time; :func:`hcr.metrics.error_rates` scores them."""
 
     def __init__(self) -> None:
-        self.n = 0
-        self.chars = self.words = 0
-        self.ce = self.ce_ci = self.we = self.we_ci = 0
+        self.refs: list[str] = []
+        self.hyps: list[str] = []
         self.seconds = 0.0
 
     def add(self, ref: str, hyp: str, seconds: float = 0.0) -> None:
-        self.n += 1
-        self.chars += len(ref)
-        self.words += len(ref.split())
-        self.ce += levenshtein(ref, hyp)
-        self.ce_ci += levenshtein(ref.lower(), hyp.lower())
-        self.we += levenshtein(ref.split(), hyp.split())
-        self.we_ci += levenshtein(ref.lower().split(), hyp.lower().split())
+        self.refs.append(ref)
+        self.hyps.append(hyp)
         self.seconds += seconds
 
     def figures(self) -> dict[str, float]:
-        c, w = max(self.chars, 1), max(self.words, 1)
-        return {"lines": self.n, "characters": self.chars, "words": self.words, "cer": self.ce / c, "cer_ci": self.ce_ci / c,
-                "wer": self.we / w, "wer_ci": self.we_ci / w, "ms_per_line": 1000 * self.seconds / max(self.n, 1)}
+        return {**error_rates(self.refs, self.hyps), "ms_per_line": 1000 * self.seconds / max(len(self.refs), 1)}
 
 
 def pct(x: float) -> str:

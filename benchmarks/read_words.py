@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from hcr.data.lines import DHSD_CITATION, SyntheticLines, get_line_source
     from hcr.lexicon import Lexicon
-    from hcr.sequence import LineRecognizer, error_rates
+    from hcr.metrics import error_rates
+    from hcr.sequence import LineRecognizer
 
     torch.set_num_threads(args.threads)
     rec = LineRecognizer.load(args.model)

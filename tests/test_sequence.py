@@ -19,12 +19,13 @@ from hcr.data import get_source
 from hcr.data.lines import LineFolder, get_line_source
 from hcr.errors import DataError, HcrError, ModelFileError
 from hcr.labels import CTCCodec
+from hcr.metrics import error_rates
 from hcr.models import create_model, list_models, model_task
 from hcr.models.crnn import output_columns
 from hcr.preprocess import LineSpec, preprocess_line
 from hcr.reader import CrnnReader
 from hcr.render import render_line
-from hcr.sequence import LineRecognizer, collate, error_rates, fit_sequence, width_batches
+from hcr.sequence import LineRecognizer, collate, fit_sequence, width_batches
 
 from helpers_train import hcr_cache, one_thread, quiet, single_thread  # noqa: F401  (fixtures)
 

@@ -225,6 +225,23 @@ def wer(reference: str, hypothesis: str) -> float:
     return levenshtein(ref, hypothesis.split()) / max(len(ref), 1)
 
 
+def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
+    """CER and WER (edit distance over the reference length, summed over all lines), also
+    without letter case, and the share of lines read exactly."""
+    ce = ce_ci = we = we_ci = exact = 0
+    chars = words = 0
+    for r, h in zip(refs, hyps):
+        chars += len(r)
+        words += len(r.split())
+        ce += levenshtein(r, h)
+        ce_ci += levenshtein(r.lower(), h.lower())
+        we += levenshtein(r.split(), h.split())
+        we_ci += levenshtein(r.lower().split(), h.lower().split())
+        exact += r == h
+    c, w = max(chars, 1), max(words, 1)
+    return {"cer": ce / c, "cer_ci": ce_ci / c, "wer": we / w, "wer_ci": we_ci / w, "line_acc": exact / max(len(refs), 1), "lines": len(refs), "characters": chars, "words": words}
+
+
 def classification_report(
     y_true: np.ndarray, probs: np.ndarray, symbols: Sequence[str], n_bins: int = 15, top_k: int = 5
 ) -> dict[str, Any]:

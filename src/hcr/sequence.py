@@ -39,13 +39,13 @@ from .data.lines import LineSamples, SyntheticLines, get_line_source
 from .errors import HcrError, ModelFileError
 from .labels import CTCCodec
 from .lexicon import Lexicon
-from .metrics import levenshtein
+from .metrics import error_rates, levenshtein
 from .models import count_parameters, create_model, model_task
 from .models.crnn import output_columns
 from .predictor import resolve_device
 from .preprocess import ImageInput, LineSpec, Preprocessed, preprocess_line
 
-__all__ = ["LineSet", "LineRecognizer", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines", "error_rates"]
+__all__ = ["LineSet", "LineRecognizer", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines"]
 
 
 # --------------------------------------------------------------------------- data
@@ -83,11 +83,12 @@ def _content_key(samples: LineSamples) -> bytes:
     return h.digest()
 
 
-def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSpec, *, cache: bool = True, progress: bool = True, key: str | None = None) -> LineSet:
+def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSpec, *, cache: bool = True, progress: bool = True, key: str | None = None, code: Sequence[str] = ()) -> LineSet:
     """Preprocess every line (cached in the user cache, keyed by content, spec and code);
     lines the preprocessing finds blank are dropped and counted. ``samples`` may be a
     function making them, called only when the cache misses, with ``key`` naming what it
-    makes (synthetic lines: no rendering when they are cached)."""
+    makes and ``code`` the source files that make it (synthetic lines: no rendering when
+    they are cached)."""
     from . import preprocess as _pp
 
     made: list[LineSamples] = []
@@ -118,7 +119,7 @@ def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSp
     path = None
     if cache:
         content = key.encode() if key is not None else _content_key(get())
-        path = cache_file("lines", json.dumps(spec.to_dict(), sort_keys=True), content, code=(_pp.__file__, __file__))
+        path = cache_file("lines", json.dumps(spec.to_dict(), sort_keys=True), content, code=(_pp.__file__, __file__, *code))
     z = cached_arrays(path, make)
     images, offset = [], 0
     for w in z["widths"]:
@@ -153,26 +154,6 @@ def collate(images: Sequence[np.ndarray], *, min_width: int = 8) -> tuple[torch.
     for i, im in enumerate(images):
         x[i, 0, :, : im.shape[1]] = im if im.dtype == np.float32 else im.astype(np.float32) / 255.0
     return torch.from_numpy(x), widths
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict[str, float]:
-    """CER and WER (edit distance over the reference length, summed over all lines), also
-    without letter case, and the share of lines read exactly."""
-    ce = ce_ci = we = we_ci = exact = 0
-    chars = words = 0
-    for r, h in zip(refs, hyps):
-        chars += len(r)
-        words += len(r.split())
-        ce += levenshtein(r, h)
-        ce_ci += levenshtein(r.lower(), h.lower())
-        we += levenshtein(r.split(), h.split())
-        we_ci += levenshtein(r.lower().split(), h.lower().split())
-        exact += r == h
-    c, w = max(chars, 1), max(words, 1)
-    return {"cer": ce / c, "cer_ci": ce_ci / c, "wer": we / w, "wer_ci": we_ci / w, "line_acc": exact / max(len(refs), 1), "lines": len(refs), "characters": chars}
 
 
 # --------------------------------------------------------------------------- network helpers
@@ -222,7 +203,7 @@ def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callabl
         t0 = time.perf_counter()
         for split, into in (("train", trains), ("val", vals)):
             if isinstance(src, SyntheticLines):  # cached by recipe: no rendering on a hit
-                into.append(prepare_lines(functools.partial(src.load, split), spec, progress=progress, key=src.recipe_key(split)))
+                into.append(prepare_lines(functools.partial(src.load, split), spec, progress=progress, key=src.recipe_key(split), code=src.code_files()))
                 continue
             part = src.load(split)
             if split == "train" and cfg.max_train_samples and len(part) > cfg.max_train_samples:
