@@ -12,10 +12,12 @@
    with and without letter case.
 3. **Speed**: from the file path of a 64 x 256 word image (a DHSD image) to its text
    (decoding, preprocessing, network, CTC decoding): median single-image latency on one
-   thread, and batched throughput (images preprocessed and read 64 at a time).
+   thread, and batched throughput (images preprocessed and read 64 at a time), for the
+   model file as it is (PyTorch) and for its ONNX export run by ONNX Runtime (exported
+   here, into a temporary folder, with ``hcr.export``).
 
-Every image goes through :class:`hcr.sequence.LineRecognizer`, the path ``hcr read --engine
-crnn`` takes (a word image is one line). Asserts nothing.
+Every image goes through :class:`hcr.line_recognizer.LineRecognizer`, the path ``hcr read
+--engine crnn`` takes (a word image is one line). Asserts nothing.
 
     HCR_DATA_DIR=/path/to/data python benchmarks/read_words.py [--model words] [--lines 600]
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from hcr.data.lines import DHSD_CITATION, SyntheticLines, get_line_source
     from hcr.lexicon import Lexicon
     from hcr.metrics import error_rates
-    from hcr.sequence import LineRecognizer
+    from hcr.line_recognizer import LineRecognizer
 
     torch.set_num_threads(args.threads)
     rec = LineRecognizer.load(args.model)
@@ -72,9 +75,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     greedy = error_rates(val.texts, read_all(val.images, rec))
     t_greedy = time.perf_counter() - t0
-    beam_rec = LineRecognizer(rec.model, rec.codec, rec.spec, beam_width=args.beam)
-    beam = error_rates(val.texts, read_all(val.images, beam_rec))
-    lex_rec = LineRecognizer(rec.model, rec.codec, rec.spec, lexicon=Lexicon(sorted(set(every.texts))))
+    beam = error_rates(val.texts, read_all(val.images, rec.with_decoding(beam_width=args.beam)))
+    lex_rec = rec.with_decoding(lexicon=Lexicon(sorted(set(every.texts))))
     lex = error_rates(val.texts, read_all(val.images, lex_rec))
     print(_rates_line("greedy", greedy))
     print(_rates_line(f"beam search (width {args.beam})", beam))
@@ -101,34 +103,54 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = {Image.open(f).size for f in files[:50]}
     one = files[0]
     print(f"\n3. speed: {Path(one).name} ({'x'.join(map(str, Image.open(one).size))} px; DHSD images are {sorted(sizes)})")
-    torch.set_num_threads(1)
-    for _ in range(10):
-        rec.recognize(one)
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        rec.recognize(one)
-        times.append(time.perf_counter() - t)
-    med = float(np.median(times)) * 1000
-    t_pre = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        rec.preprocess(one)
-        t_pre.append(time.perf_counter() - t)
-    batch = files[:256]
-    t = time.perf_counter()
-    read_all(batch, rec)
-    thr = len(batch) / (time.perf_counter() - t)
-    torch.set_num_threads(args.threads)
-    t = time.perf_counter()
-    read_all(batch, rec)
-    thr_n = len(batch) / (time.perf_counter() - t)
-    print(f"   single image, file to text, 1 thread: median {med:.2f} ms (p90 {np.percentile(times, 90) * 1000:.2f} ms; "
-          f"of which decoding + preprocessing {np.median(t_pre) * 1000:.2f} ms), {args.repeats} runs")
-    print(f"   batched (64 per batch, from files): {thr:.0f} images/s on 1 thread, {thr_n:.0f} images/s on {args.threads} thread(s)")
-    figures["speed"] = {"image": str(one), "median_ms": med, "p90_ms": float(np.percentile(times, 90) * 1000), "preprocess_ms": float(np.median(t_pre) * 1000),
-                        "batched_per_s_1_thread": thr, f"batched_per_s_{args.threads}_threads": thr_n}
+    figures["speed"] = {"image": str(one)}
+    with tempfile.TemporaryDirectory() as tmp:
+        from hcr.export import export_model
+
+        onnx = export_model(rec.backend.source, "onnx", Path(tmp) / "model.onnx").path
+        runtimes = (("PyTorch", rec, rec), ("ONNX Runtime", LineRecognizer.load(onnx, threads=1), LineRecognizer.load(onnx, threads=args.threads)))
+        for runtime, r, r_n in runtimes:
+            torch.set_num_threads(1)
+            figures["speed"][runtime] = f = speed(r, r_n, one, files[:256], args)
+            print(f"   {runtime:12s} single image, file to text, 1 thread: median {f['median_ms']:.2f} ms (p90 {f['p90_ms']:.2f} ms; of which "
+                  f"decoding + preprocessing {f['preprocess_ms']:.2f} ms, network {f['network_ms']:.2f} ms, CTC decoding {f['ctc_ms']:.2f} ms), {args.repeats} runs")
+            print(f"   {runtime:12s} batched (64 per batch, from files): {f['batched_per_s_1_thread']:.0f} images/s on 1 thread"
+                  + f", {f['batched_per_s_n_threads']:.0f} images/s on {args.threads} threads")
     return figures
+
+
+def _median_ms(fn: Any, repeats: int) -> tuple[float, float]:
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1000, float(np.percentile(times, 90)) * 1000
+
+
+def speed(rec: Any, rec_n: Any, one: Any, batch: Sequence[Any], args: argparse.Namespace) -> dict[str, float]:
+    """Latency (1 thread) and batched throughput of ``rec`` from files, with a breakdown;
+    ``rec_n``: the same model set up for ``args.threads`` threads."""
+    import torch
+
+    med, p90 = _median_ms(lambda: rec.recognize(one), args.repeats)
+    pre = rec.preprocess(one)
+    lp = rec.log_probs([pre.image])[0]
+    out = {"median_ms": med, "p90_ms": p90, "preprocess_ms": _median_ms(lambda: rec.preprocess(one), args.repeats)[0],
+           "network_ms": _median_ms(lambda: rec.log_probs([pre.image]), args.repeats)[0], "ctc_ms": _median_ms(lambda: rec.decode(lp), args.repeats)[0]}
+
+    def read_batch(r: Any) -> float:
+        t = time.perf_counter()
+        for i in range(0, len(batch), 64):
+            r.recognize_inputs([r.preprocess(x) for x in batch[i : i + 64]])
+        return len(batch) / (time.perf_counter() - t)
+
+    out["batched_per_s_1_thread"] = read_batch(rec)
+    torch.set_num_threads(args.threads)  # (an ONNX Runtime session keeps the count it was made with)
+    out["batched_per_s_n_threads"] = read_batch(rec_n)
+    return out
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

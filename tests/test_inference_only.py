@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
@@ -54,6 +55,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "chars": export_model("chars", "onnx", d / "chars.onnx", check=False).path,
         "crnn": export_model((random_crnn(), crnn_meta()), "onnx", d / "crnn.onnx", check=False).path,
         "pt": pretrained_path("digits"),
+        "words": export_model("words", "onnx", d / "words.onnx", check=False).path,
     }
 
 
@@ -117,3 +119,32 @@ def test_cli_predict_and_crnn_decoding_without_torch(exported: dict[str, Path]) 
 def test_requirements_file_lists_no_torch() -> None:
     reqs = [ln.split(">")[0].split("=")[0].strip() for ln in (ROOT / "requirements-inference.txt").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert reqs == ["numpy", "pillow", "opencv-python-headless", "onnxruntime", "platformdirs"]
+
+
+def test_cli_reads_a_line_with_the_exported_words_model_without_torch(exported: dict[str, Path], tmp_path: Path) -> None:
+    from hcr.compose import GlyphPool, compose
+    from hcr.data import get_source
+    from hcr.reader import CrnnReader
+    from hcr.render import render_line
+
+    rng = np.random.default_rng(3)
+    digits = get_source("digits").load("test")
+    img = tmp_path / "line.png"
+    render_line(compose("2024 305", GlyphPool.from_samples(digits.images, digits.targets, digits.label_map.symbols), rng), "paper-photo", rng).save(img)
+    out = _run(
+        """
+        import contextlib, io, json, sys
+        from hcr.cli import main
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["read", "--engine", "crnn", "--model", sys.argv[1], "--json", sys.argv[2]])
+        got = json.loads(buf.getvalue().splitlines()[0])
+        print(json.dumps({"code": code, "text": got["text"], "boxes": [c["box"] for c in got["characters"]],
+                          "torch": "torch" in sys.modules}))
+        """,
+        str(exported["words"]), str(img),
+    )
+    reference = CrnnReader.load("words").read(img)  # the PyTorch model file, in this process
+    assert out["code"] == 0 and not out["torch"]
+    assert out["text"] == reference.text and reference.text.replace(" ", "") != ""
+    assert out["boxes"] == [list(c.box) for c in reference.characters]

@@ -164,17 +164,21 @@ def test_crnn_is_registered_as_a_sequence_model() -> None:
 
 @pytest.mark.parametrize("height", [16, 32, 48])
 @pytest.mark.parametrize("width", [9, 64, 257])
-def test_crnn_shapes_follow_the_input(height: int, width: int) -> None:
-    model = create_model("crnn", 12, in_height=height, **TINY).eval()
+@pytest.mark.parametrize("stride", [2, 4])
+def test_crnn_shapes_follow_the_input(height: int, width: int, stride: int) -> None:
+    model = create_model("crnn", 12, in_height=height, stride=stride, **TINY).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 1, height, width))
-    assert out.shape == (2, output_columns(width), 12)
+    assert out.shape == (2, output_columns(width, stride), 12) and model.column_stride == stride
+    assert out.shape[1] == -(-width // stride)
     assert torch.isfinite(out).all()
 
 
-def test_crnn_rejects_bad_heights() -> None:
+def test_crnn_rejects_bad_heights_and_strides() -> None:
     with pytest.raises(ValueError, match="multiple of 8"):
         create_model("crnn", 12, in_height=30)
+    with pytest.raises(ValueError, match="stride"):
+        create_model("crnn", 12, stride=3)
 
 
 def test_tiny_crnn_overfits_a_handful_of_word_images(line_folder: Path) -> None:
@@ -198,7 +202,7 @@ def test_tiny_crnn_overfits_a_handful_of_word_images(line_folder: Path) -> None:
         loss.backward()
         opt.step()
     assert first > 5.0 and float(loss.detach()) < 0.2
-    rec = LineRecognizer(model, codec, spec)
+    rec = LineRecognizer.from_network(model, codec, spec)
     # read together, as trained together (padded to the widest); the backward LSTM sees the padding
     assert [d.text for d in rec.recognize_inputs([rec.preprocess(p) for p in data.images])] == data.texts
 
@@ -274,6 +278,37 @@ def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained:
     assert len(json.loads((tmp_path / "history.json").read_text())) == 3
 
 
+def test_finetune_keeps_the_network_and_may_change_its_stride(line_folder: Path, trained: Path, tmp_path: Path) -> None:
+    logs: list[str] = []
+    cfg = _recipe(line_folder, epochs=1, finetune=str(trained / "best.pt"), model_kwargs={"stride": 4}, alphabet="xy")
+    with one_thread():
+        fit_sequence(cfg, tmp_path, progress=False, log=logs.append)
+    ck = load_checkpoint(tmp_path / "last.pt")
+    assert ck.model_kwargs == {**TINY, "in_height": 32, "stride": 4}  # the base's kwargs, the recipe's stride
+    assert set("0123456789xy") == set(ck.codec.alphabet)
+    assert any("11/13 classes carried over" in m for m in logs), logs  # blank + ten digits
+    model = ck.build_model()
+    assert model.column_stride == 4
+    x = torch.rand(1, 1, 32, 64)
+    with torch.no_grad():
+        assert model.eval()(x).shape == (1, 16, 13)
+
+
+def test_exported_line_model_reads_like_the_model_file(trained: Path, tmp_path: Path, line_folder: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from hcr.export import export_model
+
+    onnx = export_model(trained / "best.pt", "onnx", tmp_path / "m.onnx", check_images=32).path
+    a, b = LineRecognizer.load(trained / "best.pt"), LineRecognizer.load(onnx)
+    assert (a.backend.format, b.backend.format) == ("pytorch", "onnx") and a.stride == b.stride == 2
+    assert a.codec == b.codec and a.spec == b.spec
+    files = sorted((line_folder / "images").glob("*.png"))
+    da = a.recognize_inputs([a.preprocess(f) for f in files])
+    db = b.recognize_inputs([b.preprocess(f) for f in files])
+    assert [d.text for d in da] == [d.text for d in db]
+    assert [[c.columns for c in d.chars] for d in da] == [[c.columns for c in d.chars] for d in db]
+
+
 def test_sequence_checkpoint_metadata_is_checked(trained: Path, tmp_path: Path) -> None:
     d = torch.load(trained / "best.pt", weights_only=True)
     d["codec"] = {"alphabet": "abc", "blank": 0}
@@ -295,6 +330,11 @@ def test_a_classifier_is_not_a_line_model(tmp_path: Path) -> None:
 
     with pytest.raises(ModelFileError, match="not a word/line model"):
         LineRecognizer.load(resolve_model("digits"))
+    from hcr.sequence import evaluate_sequence_checkpoint
+
+    with pytest.raises(HcrError, match="character classifier"):
+        evaluate_sequence_checkpoint("digits", "dhsd", None, tmp_path / "ev", device="cpu")
+    assert main(["evaluate", "digits", "--data", "dhsd", "--out", str(tmp_path / "ev"), "--device", "cpu", "--beam", "4"]) == 2  # one-line error
 
 
 # --------------------------------------------------------------------------- CLI and reader
@@ -321,6 +361,17 @@ def test_cli_train_evaluate_and_read_with_the_crnn(line_folder: Path, tmp_path: 
     assert main(["read", "--engine", "crnn", "--model", str(out / "best.pt"), "--json", str(img)]) == 0
     got = json.loads(capsys.readouterr().out.splitlines()[0])
     assert got["file"] == str(img) and isinstance(got["text"], str)
+    # the same model exported: hcr evaluate and hcr read take the ONNX file and agree
+    pytest.importorskip("onnxruntime")
+    assert main(["export", str(out / "best.pt"), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m.onnx"), "--data", f"lines:{line_folder}", "--split", "val", "--out", str(tmp_path / "ev2"), "--no-progress"]) == 0
+    rep2 = json.loads((tmp_path / "ev2" / "report.json").read_text())
+    assert rep2["format"] == "onnx" and rep["format"] == "pytorch" and rep2["cer"] == pytest.approx(rep["cer"])
+    assert (tmp_path / "ev2" / "results.tsv").read_text() == (tmp_path / "ev" / "results.tsv").read_text()
+    capsys.readouterr()
+    assert main(["read", "--engine", "crnn", "--model", str(tmp_path / "m.onnx"), "--json", str(img)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["text"] == got["text"]
     with pytest.raises(SystemExit):
         main(["read", "--engine", "nope", str(img)])
     assert main(["read", "--beam", "4", str(img)]) == 2  # --beam is for the crnn engine: a one-line error

@@ -75,7 +75,7 @@ class Checkpoint:
     @staticmethod
     def sequence_labels(codec: CTCCodec) -> LabelMap:
         """The label map stored for a sequence model: the blank ("") then the alphabet."""
-        return LabelMap(("",) + codec.alphabet)
+        return codec.label_map()
 
     def build_model(self) -> nn.Module:
         """Instantiate the network and load the weights (strictly: every tensor must match)."""

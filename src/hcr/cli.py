@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(tr)
 
     ev = sub.add_parser("evaluate", help="accuracy, per-class figures, confusion matrix, calibration; CER/WER and the worst lines for a word/line model")
-    ev.add_argument("model", help="model file (.pt) or a pretrained name (chars, digits, letters, words)")
+    ev.add_argument("model", help="model file (.pt, or exported: .onnx, .keras, ...) or a pretrained name (chars, digits, letters, words)")
     ev.add_argument("--data", required=True, help="a character data set; for a word/line model a line data set (lines:PATH, dhsd, synth:DATA)")
     ev.add_argument("--beam", type=int, metavar="WIDTH", help="word/line models: beam search of this width (default: greedy)")
     ev.add_argument("--lexicon", metavar="FILE", help="word/line models: allowed words, one per line (beam search keeps to them)")
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "crnn: whole lines through the word/line model (joined-up and cursive writing)")
     rd.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
                     help=f"segment: the character classifier, a shipped pretrained model ({', '.join(names) or 'see hcr models'}; "
-                         f"default: {DEFAULT_MODEL}) or a model file (.pt) from hcr train; crnn: a word/line model (default: words)")
+                         f"default: {DEFAULT_MODEL}) or a model file (.pt from hcr train, or exported); crnn: a word/line model, shipped (words, the default) or a file (.pt or exported)")
     rd.add_argument("--beam", type=int, metavar="WIDTH", help="crnn: beam search of this width (default: greedy; 16 with --lexicon)")
     rd.add_argument("--charset", metavar="SPEC",
                     help=f"every character is one of these: {', '.join(NAMED_CHARSETS)}, or the characters themselves, "
@@ -333,12 +333,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
+    from .backends import load_backend
     from .engine import evaluate_checkpoint
-    from .pretrained import resolve_model
 
     try:
-        task = load_checkpoint(resolve_model(args.model)).task
+        task = load_backend(args.model, device=args.device).task  # any format hcr reads
     except HcrError:
         task = "classify"  # not an hcr checkpoint: the classifier path loads it (other formats) or says why not
     if task == "sequence":
@@ -467,7 +466,6 @@ def _annotation_path(out_dir: Path, file: str | None, index: int, used: set[str]
 
 def cmd_read(args: argparse.Namespace) -> int:
     from .reader import Reader
-    from .report import annotate_reading
 
     files = _expand_inputs(args.inputs)
     reader: Any
@@ -511,6 +509,8 @@ def cmd_read(args: argparse.Namespace) -> int:
                 print(f"    line {c.line + 1} word {c.word + 1}: {c.char!r} {c.confidence:.2f}{flag}  box {','.join(map(str, c.box))}"
                       + (f"  [{alts}]" if alts else ""))
         if out_dir is not None and result.error is None:
+            from .report import annotate_reading  # (matplotlib: not part of the inference-only install)
+
             path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used))
             print(f"annotated: {path}", file=sys.stderr)
     print(f"{len(files)} images: {len(files) - failed - empty} with text, {empty} without, {failed} failed; "

@@ -148,6 +148,10 @@ class CTCCodec:
     def can_encode(self, text: str) -> bool:
         return all(c in self._lookup for c in text)
 
+    def label_map(self) -> "LabelMap":
+        """The classes as a label map: the blank ("") then the alphabet (as stored in model files)."""
+        return LabelMap(("",) + self.alphabet)
+
     def decode(self, path: Iterable[int]) -> str:
         """The text of a per-column best path: collapse repeats, then drop blanks."""
         out: list[str] = []

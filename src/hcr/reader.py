@@ -548,7 +548,8 @@ ENGINES = ("segment", "crnn")
 
 
 class CrnnReader(_FileReading):
-    """Reads with a word/line model (:class:`hcr.sequence.LineRecognizer`) behind the same
+    """Reads with a word/line model (:class:`hcr.line_recognizer.LineRecognizer`, any model
+    file format) behind the same
     interface as :class:`Reader`: the shared preprocessing finds the ink
     (:func:`hcr.preprocess.find_ink`), :func:`hcr.segment.segment` removes form lines and
     finds the lines; each line's ink (other lines and removed rules blanked out) goes
@@ -562,7 +563,7 @@ class CrnnReader(_FileReading):
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, beam_width: int | None = None) -> "CrnnReader":
-        from .sequence import LineRecognizer
+        from .line_recognizer import LineRecognizer
 
         return cls(LineRecognizer.load(model, charset=charset, ignore_case=ignore_case, device=device, lexicon=lexicon, beam_width=beam_width), threshold=threshold)
 
@@ -591,15 +592,13 @@ class CrnnReader(_FileReading):
 
     def read(self, image: ImageInput, *, name: str | None = None) -> ReadResult:
         """Read the text in one image; raises :class:`~hcr.errors.InputError` for an unreadable one."""
-        from .models.crnn import COLUMN_STRIDE
-
         t0 = time.perf_counter()
         file = name or (str(image) if isinstance(image, (str, os.PathLike)) else None)
         grey = load_image(image, name=name)
         crops, layout = self._line_images(grey)
         result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=layout)
         inputs = [self.recognizer.preprocess(c) for c, _, _ in crops]
-        spec = self.recognizer.spec
+        spec, stride = self.recognizer.spec, self.recognizer.stride
         for (crop, ox, oy), pre, dec in zip(crops, inputs, self.recognizer.recognize_inputs(inputs)):
             if pre.blank or not dec.text.strip() or pre.box is None:
                 continue
@@ -611,8 +610,8 @@ class CrnnReader(_FileReading):
                 if c.char == " ":
                     word += 1
                     continue
-                a = ox + bx + int(math.floor((c.columns[0] * COLUMN_STRIDE - spec.pad) / f))
-                b = ox + bx + int(math.ceil(((c.columns[1] + 1) * COLUMN_STRIDE - spec.pad) / f))
+                a = ox + bx + int(math.floor((c.columns[0] * stride - spec.pad) / f))
+                b = ox + bx + int(math.ceil(((c.columns[1] + 1) * stride - spec.pad) / f))
                 a, b = max(a, ox + bx), min(max(b, a + 1), ox + bx + bw)
                 chars.append(ReadChar(c.char, c.confidence, (a, oy + by, max(b - a, 1), bh), [], len(result.lines), word, uncertain=c.confidence < self.threshold))
             if chars:

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,18 +34,19 @@ from tqdm.auto import tqdm
 from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import SequenceConfig
-from .ctc import Decoded, decode, log_softmax
+from .ctc import Decoded, decode
 from .data.lines import LineSamples, SyntheticLines, get_line_source
-from .errors import HcrError, ModelFileError
+from .errors import HcrError
 from .labels import CTCCodec
 from .lexicon import Lexicon
 from .metrics import error_rates, levenshtein
 from .models import count_parameters, create_model, model_task
-from .models.crnn import output_columns
+from .line_recognizer import LineRecognizer, line_log_probs_with, pad_lines, width_batches
+from .models.crnn import COLUMN_STRIDE, output_columns
 from .predictor import resolve_device
-from .preprocess import ImageInput, LineSpec, Preprocessed, preprocess_line
+from .preprocess import LineSpec, preprocess_line
 
-__all__ = ["LineSet", "LineRecognizer", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines"]
+__all__ = ["LineSet", "LineRecognizer", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines", "width_batches"]  # LineRecognizer: from hcr.line_recognizer
 
 
 # --------------------------------------------------------------------------- data
@@ -133,26 +134,9 @@ def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSp
     return LineSet(images, [texts[i] for i in keep], [ids[i] for i in keep], source, citation, int(total) - len(keep))
 
 
-def width_batches(widths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
-    """Index batches of lines of similar width (so little is padding), in random order
-    when ``rng`` is given (with a little jitter in the sort, so batches vary by epoch)."""
-    key = widths.astype(np.float64)
-    if rng is not None:
-        key = key + rng.uniform(0, 24, len(key))
-    order = np.argsort(key, kind="stable")
-    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if rng is not None:
-        rng.shuffle(chunks)  # type: ignore[arg-type]
-    return chunks
-
-
 def collate(images: Sequence[np.ndarray], *, min_width: int = 8) -> tuple[torch.Tensor, np.ndarray]:
-    """A (B, 1, H, W_max) float batch in [0, 1] (padded with background) and the widths."""
-    widths = np.asarray([im.shape[1] for im in images], np.int64)
-    h = images[0].shape[0]
-    x = np.zeros((len(images), 1, h, max(int(widths.max()), min_width)), np.float32)
-    for i, im in enumerate(images):
-        x[i, 0, :, : im.shape[1]] = im if im.dtype == np.float32 else im.astype(np.float32) / 255.0
+    """A (B, 1, H, W_max) float tensor in [0, 1] (padded with background) and the widths."""
+    x, widths = pad_lines(images, min_width=min_width)
     return torch.from_numpy(x), widths
 
 
@@ -163,20 +147,16 @@ def collate(images: Sequence[np.ndarray], *, min_width: int = 8) -> tuple[torch.
 def line_log_probs(model: nn.Module, images: Sequence[np.ndarray], device: torch.device, batch_size: int = 64) -> list[np.ndarray]:
     """Per line, the (T_i, C) log-probabilities of its own columns (batched by width)."""
     model.eval()
-    out: list[np.ndarray] = [np.zeros(0)] * len(images)
-    for idx in width_batches(np.asarray([im.shape[1] for im in images]), batch_size):
-        x, widths = collate([images[i] for i in idx])
-        lp = torch.log_softmax(model(x.to(device)).float(), dim=2).cpu().numpy()
-        for j, i in enumerate(idx):
-            out[i] = lp[j, : output_columns(int(widths[j]))]
-    return out
+    run = lambda x: model(torch.from_numpy(x).to(device)).float().cpu().numpy()  # noqa: E731
+    return line_log_probs_with(run, images, getattr(model, "column_stride", COLUMN_STRIDE), batch_size)
 
 
 def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts: Sequence[str], codec: CTCCodec, device: torch.device) -> torch.Tensor:
     logits = model(x.to(device))  # (B,T,C)
     log_probs = F.log_softmax(logits, dim=2).permute(1, 0, 2)  # (T,B,C) for ctc_loss
     t_max = log_probs.shape[0]
-    input_lengths = torch.as_tensor([min(output_columns(int(w)), t_max) for w in widths], dtype=torch.long)
+    stride = getattr(model, "column_stride", COLUMN_STRIDE)
+    input_lengths = torch.as_tensor([min(output_columns(int(w), stride), t_max) for w in widths], dtype=torch.long)
     targets = [codec.encode(t) for t in texts]
     target_lengths = torch.as_tensor([len(t) for t in targets], dtype=torch.long)
     flat = torch.as_tensor([k for t in targets for k in t], dtype=torch.long)
@@ -262,7 +242,8 @@ def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = Fal
         if base.task != "sequence":
             raise HcrError(f"{cfg.finetune}: not a sequence model, cannot fine-tune a CRNN from it")
         codec = CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet + "".join(base.codec.alphabet))
-        cfg = cfg.updated(model=base.model_name, model_kwargs=base.model_kwargs, preprocess=base.spec.to_dict())
+        # the recipe's model_kwargs may change what has no weights (the column stride, dropout)
+        cfg = cfg.updated(model=base.model_name, model_kwargs={**base.model_kwargs, **cfg.model_kwargs}, preprocess=base.spec.to_dict())
         spec = LineSpec.from_dict(cfg.preprocess)
     for v in vals:  # drop validation lines the alphabet cannot spell (impossible only with finetune quirks)
         bad = [i for i, t in enumerate(v.texts) if not codec.can_encode(t)]
@@ -386,100 +367,32 @@ def _init_from(model: nn.Module, base: Checkpoint, codec: CTCCodec) -> int:
 # --------------------------------------------------------------------------- inference
 
 
-class LineRecognizer:
-    """A word/line model ready for inference: image in, :class:`hcr.ctc.Decoded` out.
-
-    ``beam_width`` (default greedy) and ``lexicon`` (a :class:`~hcr.lexicon.Lexicon`, a file
-    or a list of words: each decoded word must be an entry) control the decoding;
-    ``charset`` (as for :class:`hcr.predictor.Predictor`: ``digits``, ``upper``, ... or the
-    allowed characters) removes the other classes from every column before decoding (the
-    blank and the space stay allowed)."""
-
-    def __init__(self, model: nn.Module, codec: CTCCodec, spec: LineSpec, *, device: str = "cpu", beam_width: int | None = None, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, charset: str | None = None, ignore_case: bool = False, meta: dict[str, Any] | None = None) -> None:
-        from .charset import parse_charset
-
-        self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.codec, self.spec, self.beam_width = codec, spec, beam_width
-        self.allowed: np.ndarray | None = None
-        if charset is not None:
-            labels = Checkpoint.sequence_labels(codec)
-            self.allowed = parse_charset(charset, labels, ignore_case=ignore_case).mask(codec.num_classes)
-            self.allowed[0] = True
-            if codec.can_encode(" "):
-                self.allowed[codec.encode(" ")[0]] = True
-        if lexicon is None or isinstance(lexicon, Lexicon):
-            self.lexicon = lexicon
-        elif isinstance(lexicon, (str, os.PathLike)):
-            self.lexicon = Lexicon.from_file(lexicon)
-        else:
-            self.lexicon = Lexicon(lexicon)
-        self.meta = meta or {}
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint, **kw: Any) -> "LineRecognizer":
-        if ckpt.task != "sequence" or not isinstance(ckpt.spec, LineSpec):
-            raise ModelFileError(f"{ckpt.source}: a character classifier, not a word/line model (use hcr predict or hcr read without --engine crnn)")
-        meta = {"model": ckpt.model_name, "metrics": ckpt.metrics, "source": ckpt.source}
-        return cls(ckpt.build_model(), ckpt.codec, ckpt.spec, meta=meta, **kw)
-
-    @classmethod
-    def load(cls, model: str | os.PathLike[str] | None = None, **kw: Any) -> "LineRecognizer":
-        """A shipped model by name (``words``, the default) or a sequence model file."""
-        from .pretrained import resolve_model
-
-        return cls.from_checkpoint(load_checkpoint(resolve_model(model if model is not None else "words")), **kw)
-
-    def preprocess(self, image: ImageInput, *, stages: bool = False, name: str | None = None) -> Preprocessed:
-        return preprocess_line(image, self.spec, stages=stages, name=name)
-
-    def recognize_inputs(self, inputs: Sequence[Preprocessed]) -> list[Decoded]:
-        """Decode already-preprocessed lines (blank ones give empty text without the network)."""
-        todo = [i for i, p in enumerate(inputs) if not p.blank]
-        out = [Decoded("") for _ in inputs]
-        lps = line_log_probs(self.model, [inputs[i].image for i in todo], self.device)
-        for i, lp in zip(todo, lps):
-            if self.allowed is not None:
-                lp = log_softmax(np.where(self.allowed, lp, -np.inf))
-            out[i] = decode(lp, self.codec, beam_width=self.beam_width, lexicon=self.lexicon)
-        return out
-
-    def recognize(self, image: ImageInput, *, name: str | None = None) -> Decoded:
-        """The text of one word or line image."""
-        return self.recognize_inputs([self.preprocess(image, name=name)])[0]
-
-
-def decode_logits(logits: np.ndarray, codec: CTCCodec, **kw: Any) -> Decoded:
-    """Decode one line's raw (T, C) network output (e.g. from an exported network)."""
-    return decode(log_softmax(logits), codec, **kw)
-
-
 def evaluate_sequence_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, device: str = "auto", beam_width: int | None = None, lexicon: str | os.PathLike[str] | None = None, progress: bool = True, worst: int = 24) -> dict[str, Any]:
-    """Character and word error rates of a sequence model on a line data split, written to
+    """Character and word error rates of a sequence model (an hcr file or an exported one, see
+    :class:`~hcr.line_recognizer.LineRecognizer`) on a line data split, written to
     ``out_dir``: ``report.md``, ``report.json``, ``results.tsv`` (every line: id, truth,
     read, edit distance) and ``worst.png`` (the ``worst`` lines with the most errors)."""
     from .report import atomic_write_text, plot_line_gallery
 
-    from .pretrained import resolve_model
+    from .backends import load_backend
 
-    ckpt = load_checkpoint(resolve_model(model_path))
-    if ckpt.task != "sequence" or not isinstance(ckpt.spec, LineSpec):
+    backend = load_backend(str(model_path), device=device)
+    if backend.task != "sequence":
         raise HcrError(f"{model_path}: a character classifier; evaluate it on a character data set (hcr evaluate MODEL --data emnist-byclass ...)")
+    rec = LineRecognizer(backend, beam_width=beam_width, lexicon=lexicon)
     src = get_line_source(data, data_dir)
     split = split or ("val" if not data.startswith("lines:") else "all")
     samples = src.load(split)
-    lines = prepare_lines(samples, ckpt.spec, progress=progress)
-    codec = ckpt.codec
+    lines = prepare_lines(samples, rec.spec, progress=progress)
+    codec = rec.codec
     unknown = sorted({c for t in lines.texts for c in t if not codec.can_encode(c)})
-    lex = Lexicon.from_file(lexicon) if lexicon else None
-    dev = resolve_device(device)
-    model = ckpt.build_model().to(dev)
-    rates, decoded = evaluate_lines(model, lines, codec, dev, beam_width=beam_width, lexicon=lex)
-    hyps = [d.text for d in decoded]
+    lex = rec.lexicon
+    hyps = [rec.decode(lp).text for lp in rec.log_probs(lines.images)]
+    rates = error_rates(lines.texts, hyps)
     dist = [levenshtein(r, h) for r, h in zip(lines.texts, hyps)]
     desc = f"{samples.source}, {len(lines):,} lines" + (f" ({lines.blank_dropped} blank images left out)" if lines.blank_dropped else "")
     rep = {
-        "model_file": str(model_path), "model": ckpt.model_name, "data": data, "split": split, "data_description": desc,
+        "model_file": str(model_path), "model": rec.backend.meta.model_name, "format": rec.backend.format, "data": data, "split": split, "data_description": desc,
         "decoding": "greedy" if beam_width in (None, 1) and lex is None else f"beam search (width {beam_width or 16})" + (" with lexicon" if lex else ""),
         **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in rates.items()},
         "characters_outside_alphabet": "".join(unknown), "citation": samples.citation,
@@ -492,7 +405,7 @@ def evaluate_sequence_checkpoint(model_path: str | Path, data: str, split: str |
     atomic_write_text(out / "results.tsv", "id\ttruth\tread\tedits\n" + "".join(f"{lines.ids[i]}\t{lines.texts[i]}\t{hyps[i]}\t{dist[i]}\n" for i in range(len(lines))))
     atomic_write_text(out / "report.json", json.dumps(rep, indent=1, ensure_ascii=False))
     md = [
-        f"# {ckpt.model_name} on {data} ({split})", "", f"- data: {desc}", f"- model: {model_path}", f"- decoding: {rep['decoding']}",
+        f"# {rec.backend.meta.model_name} on {data} ({split})", "", f"- data: {desc}", f"- model: {model_path}", f"- decoding: {rep['decoding']}",
         f"- **CER {100 * rates['cer']:.2f}%** (case-insensitive {100 * rates['cer_ci']:.2f}%), WER {100 * rates['wer']:.2f}% "
         f"(case-insensitive {100 * rates['wer_ci']:.2f}%), lines read exactly {100 * rates['line_acc']:.2f}%",
         "- CER/WER: edit distance over the reference length, summed over all lines", "",
