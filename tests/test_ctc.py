@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hcr.ctc import align, beam_search, decode, log_softmax
+from hcr.ctc import align, beam_search, decode, greedy_path, greedy_runs, log_softmax
 from hcr.errors import DataError
 from hcr.labels import BLANK, CTCCodec
 from hcr.lexicon import Lexicon
@@ -135,6 +135,20 @@ def test_align_finds_the_best_path_and_rejects_impossible_texts() -> None:
     assert score == pytest.approx(3 * math.log(0.9))
     _, impossible = align(scores([l, l]), [l, l])  # needs a blank between: 3 columns
     assert impossible == -math.inf
+
+
+def test_greedy_runs_are_the_viterbi_alignment_of_the_greedy_text() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        t = int(rng.integers(1, 30))
+        logits = rng.normal(0, 3, (t, CODEC.num_classes))
+        logits[:, BLANK] += rng.uniform(0, 4)  # from mostly blank to mostly symbols
+        lp = log_softmax(logits)
+        labels, spans = greedy_runs(greedy_path(lp))
+        assert (spans, True) == (align(lp, labels)[0], True), trial
+        got = decode(lp, CODEC)
+        assert [c.columns for c in got.chars] == spans
+        assert got.score == pytest.approx(align(lp, labels)[1])
 
 
 def test_decode_checks_the_score_shape() -> None:

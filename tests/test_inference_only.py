@@ -148,3 +148,21 @@ def test_cli_reads_a_line_with_the_exported_words_model_without_torch(exported: 
     assert out["code"] == 0 and not out["torch"]
     assert out["text"] == reference.text and reference.text.replace(" ", "") != ""
     assert out["boxes"] == [list(c.box) for c in reference.characters]
+
+
+def test_shipped_models_run_from_their_runtime_files_without_torch() -> None:
+    out = _run(
+        """
+        import contextlib, io, json, sys
+        from hcr.cli import main
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["predict", "--json", sys.argv[1]])  # the default model, by name
+        line = json.loads(buf.getvalue().splitlines()[0])
+        from hcr.line_recognizer import LineRecognizer
+        words = LineRecognizer.load()
+        print(json.dumps({"code": code, "label": line["label"], "words": words.backend.format, "torch": "torch" in sys.modules}))
+        """,
+        str(SAMPLES / "char_A_paper-photo.jpg"),
+    )
+    assert out == {"code": 0, "label": "A", "words": "onnx", "torch": False}

@@ -30,7 +30,9 @@ def test_the_three_models_are_shipped_with_cards_recipes_and_a_size_budget() -> 
     for name, m in models.items():
         assert m.path.is_file() and m.path.stat().st_size == m.bytes
         assert sha256_file(m.path) == m.sha256
-        total += m.bytes
+        if m.runtime:
+            assert sha256_file(pt.HERE / m.runtime["file"]) == m.runtime["sha256"]
+        total += (m.bytes + (m.runtime["bytes"] if m.runtime else 0)) if m.task == "classify" else 0
         card = m.card_path.read_text()
         # a card names its data, split, metrics, size, licence/credit and reproduction command
         for needle in ("## Data", "## Metrics", "## Reproduce", "## Licence", m.config, "parameters"):
@@ -80,6 +82,71 @@ def test_a_damaged_shipped_file_is_refused_by_name(tmp_path: Path, monkeypatch: 
         (tmp_path / "digits.pt").unlink()
         with pytest.raises(ModelFileError, match="missing"):
             resolve_model("digits")
+    finally:
+        pt._manifest.cache_clear()
+        pt._verified.cache_clear()
+
+
+RUNTIMES = [m.name for m in list_pretrained() if m.runtime]
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_a_shipped_runtime_file_is_the_same_network_as_the_model_file(name: str) -> None:
+    pytest.importorskip("onnxruntime")
+    from hcr.backends import OnnxBackend, TorchBackend
+    from hcr.export import compare, parity_inputs
+
+    ref = TorchBackend.from_checkpoint(load_checkpoint(resolve_model(name)))
+    onnx = OnnxBackend(pt.runtime_path(name))
+    for key in ("task", "preprocess", "labels", "codec", "temperature", "model_name", "model_kwargs"):
+        assert getattr(onnx.meta, key) == getattr(ref.meta, key), key
+    parity = compare(ref, onnx, parity_inputs(ref.meta, 512))
+    assert parity.top1_agreement == 1.0 and parity.max_abs_diff <= 1e-4, parity
+
+
+def test_inference_runs_the_shipped_runtime_file_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from hcr.errors import HcrError
+    from hcr.line_recognizer import LineRecognizer
+    from hcr.predictor import Predictor
+
+    assert {"chars", "words"} <= set(RUNTIMES)
+    files = sorted(str(f) for f in (ROOT / "samples").iterdir() if f.suffix in (".png", ".jpg"))
+    fast = Predictor.load()
+    assert fast.backend.format == "onnx" and fast.meta["pretrained"] == "chars"
+    assert LineRecognizer.load().backend.format == "onnx"
+    assert Predictor.load("digits").backend.format == "pytorch"  # ships no runtime file
+    monkeypatch.setenv("HCR_RUNTIME", "pytorch")
+    slow = Predictor.load()
+    assert slow.backend.format == "pytorch" and LineRecognizer.load().backend.format == "pytorch"
+    for a, b in zip(fast.predict_files(files), slow.predict_files(files)):
+        assert (a.label, a.blank) == (b.label, b.blank) and abs(a.confidence - b.confidence) < 1e-4
+    monkeypatch.setenv("HCR_RUNTIME", "onnx")
+    with pytest.raises(HcrError, match="'digits' has no ONNX runtime file"):
+        Predictor.load("digits")
+    monkeypatch.setenv("HCR_RUNTIME", "tensorflow")
+    with pytest.raises(HcrError, match="HCR_RUNTIME='tensorflow': choose auto, pytorch or onnx"):
+        Predictor.load()
+
+
+def test_a_damaged_runtime_file_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from hcr.predictor import Predictor
+
+    for f in pt.HERE.iterdir():
+        if f.suffix in (".json", ".md") or f.name in ("chars.pt", "chars.onnx"):
+            shutil.copyfile(f, tmp_path / f.name)
+    monkeypatch.setattr(pt, "HERE", tmp_path)
+    pt._manifest.cache_clear()
+    pt._verified.cache_clear()
+    try:
+        data = bytearray((tmp_path / "chars.onnx").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (tmp_path / "chars.onnx").write_bytes(bytes(data))
+        with pytest.raises(ModelFileError, match="'chars'.*chars.onnx.*checksum"):
+            Predictor.load("chars")
+        monkeypatch.setenv("HCR_RUNTIME", "pytorch")
+        assert Predictor.load("chars").backend.format == "pytorch"  # the .pt is intact
     finally:
         pt._manifest.cache_clear()
         pt._verified.cache_clear()
@@ -142,7 +209,7 @@ def test_the_words_model_is_a_sequence_model_within_its_budget() -> None:
     from hcr.reader import CrnnReader
 
     m = get_pretrained("words")
-    assert m.task == "sequence" and m.bytes <= 15 * 1024 * 1024
+    assert m.task == "sequence" and m.bytes + (m.runtime["bytes"] if m.runtime else 0) <= 15 * 1024 * 1024
     assert [p.name for p in list_pretrained("sequence")] == ["words"]
     assert "words" not in [p.name for p in list_pretrained("classify")]
     ckpt = load_checkpoint(resolve_model("words"))

@@ -1,10 +1,12 @@
 """Copy a trained model file into the package as a pretrained model and record it.
 
     python tools/package_model.py NAME runs/RUN/best.pt --config configs/RUN.yaml \
-        --description "..."
+        --description "..." [--onnx]
 
 Writes ``src/hcr/pretrained/NAME.pt`` (the same checkpoint, minus the trainer's local data path) and updates ``manifest.json`` (SHA-256, size, recipe,
-card). The model card ``src/hcr/pretrained/NAME.md`` is written by hand from the evaluation
+card). With ``--onnx`` it also writes the ONNX runtime file ``NAME.onnx`` (``hcr export``,
+checked against the ``.pt`` on 512 inputs) that inference runs with onnxruntime; without it,
+a runtime file left from an earlier version of NAME is removed. The model card ``src/hcr/pretrained/NAME.md`` is written by hand from the evaluation
 reports; this script only checks that it exists.
 """
 
@@ -28,6 +30,7 @@ def main() -> int:
     ap.add_argument("model_file")
     ap.add_argument("--config", required=True, help="the committed recipe that trained it")
     ap.add_argument("--description", required=True)
+    ap.add_argument("--onnx", action="store_true", help="also ship NAME.onnx, the network for onnxruntime")
     a = ap.parse_args()
     ckpt = load_checkpoint(a.model_file)  # refuses anything that is not a valid model file
     ckpt.config["data_dir"] = None  # the trainer's local data folder means nothing to users
@@ -38,6 +41,15 @@ def main() -> int:
     raw = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"models": []}
     entry = {"name": a.name, "file": dest.name, "sha256": sha256_file(dest), "bytes": dest.stat().st_size,
              "description": a.description, "config": a.config, "card": f"{a.name}.md", "task": ckpt.task}
+    onnx = HERE / f"{a.name}.onnx"
+    if a.onnx:
+        from hcr.export import export_model
+
+        res = export_model(dest, "onnx", onnx)  # refuses (writes nothing) unless it matches the .pt
+        print(f"{onnx.name}: {res.parity}")
+        entry["runtime"] = {"file": onnx.name, "sha256": sha256_file(onnx), "bytes": onnx.stat().st_size}
+    else:
+        onnx.unlink(missing_ok=True)
     raw["models"] = [m for m in raw["models"] if m["name"] != a.name] + [entry]
     raw["models"].sort(key=lambda m: m["name"])
     MANIFEST.write_text(json.dumps(raw, indent=2) + "\n")

@@ -754,12 +754,42 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
     raise ModelFileError(f"{p}: not a model file hcr can read (hcr .pt, .onnx, TorchScript, .keras/.h5, .tflite or a SavedModel folder)")
 
 
-def load_backend(model: str | os.PathLike[str] | None = None, *, device: str = "cpu", threads: int | None = None) -> Backend:
+#: Environment variable choosing how shipped models run for inference: ``auto`` (the ONNX
+#: runtime file with onnxruntime when both are there, else PyTorch), ``pytorch`` or ``onnx``.
+RUNTIME_ENV = "HCR_RUNTIME"
+
+
+def _shipped_runtime(model: str | os.PathLike[str] | None, device: str) -> Path | None:
+    """The ONNX runtime file to run a shipped model with, or None for its ``.pt`` file."""
+    from .pretrained import DEFAULT_MODEL, is_pretrained_name, runtime_path
+
+    name = DEFAULT_MODEL if model is None else model
+    choice = os.environ.get(RUNTIME_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "pytorch", "onnx"):
+        raise HcrError(f"{RUNTIME_ENV}={choice!r}: choose auto, pytorch or onnx")
+    if choice == "pytorch" or not isinstance(name, str) or not is_pretrained_name(name) or device != "cpu":
+        return None
+    path = runtime_path(name)
+    if choice == "onnx" and path is None:
+        raise HcrError(f"{RUNTIME_ENV}=onnx: the shipped model {name!r} has no ONNX runtime file (export one: hcr export {name} --format onnx)")
+    if path is not None and choice == "auto":
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            return None
+    return path
+
+
+def load_backend(model: str | os.PathLike[str] | None = None, *, device: str = "cpu", threads: int | None = None, shipped_runtime: bool = False) -> Backend:
     """The backend for a pretrained model name (None: the default) or a model file of any
     supported format; metadata from the sidecar ``FILE.hcr.json`` when one exists, else
-    from inside the file."""
+    from inside the file. With ``shipped_runtime`` (inference entry points), a shipped model
+    with an ONNX runtime file runs on onnxruntime on the CPU (see :data:`RUNTIME_ENV`)."""
     from .pretrained import resolve_model
 
+    runtime = _shipped_runtime(model, device) if shipped_runtime else None
+    if runtime is not None:
+        return OnnxBackend(runtime, threads=threads)
     path = resolve_model(model)
     fmt = sniff_format(path)
     if fmt != "pytorch" and device not in ("cpu", "auto"):
@@ -783,7 +813,7 @@ def load_backend(model: str | os.PathLike[str] | None = None, *, device: str = "
 
 
 __all__ = [
-    "FORMATS", "META_FILE", "META_KEY", "SIDECAR_SUFFIX", "Backend", "KerasBackend", "ModelMeta", "OnnxBackend",
+    "FORMATS", "META_FILE", "META_KEY", "RUNTIME_ENV", "SIDECAR_SUFFIX", "Backend", "KerasBackend", "ModelMeta", "OnnxBackend",
     "SavedModelBackend", "TFLiteBackend", "TorchBackend", "TorchScriptBackend", "check_outputs", "commit", "import_tensorflow",
     "layout_of", "load_backend", "meta_from_checkpoint", "read_sidecar", "remove_path", "sidecar_path", "sniff_format",
     "softmax", "temp_sibling", "tflite_interpreter", "tflite_metadata", "write_atomic",

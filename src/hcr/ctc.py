@@ -229,9 +229,31 @@ def beam_search(log_probs: np.ndarray, codec: CTCCodec, *, beam_width: int = 16,
     return out
 
 
-def _describe(log_probs: np.ndarray, codec: CTCCodec, labels: list[int], score: float | None = None) -> Decoded:
-    """Characters, words and confidences of a decoded label sequence."""
-    spans, best = align(log_probs, labels)
+def greedy_runs(path: np.ndarray) -> tuple[list[int], list[tuple[int, int]]]:
+    """The labels a best path spells and each one's run of columns (first, last). The best
+    path is also the best alignment of its own labels, so this equals :func:`align` for
+    them, without its loop over every column and state."""
+    labels: list[int] = []
+    spans: list[tuple[int, int]] = []
+    prev = BLANK
+    for t, k in enumerate(path.tolist()):
+        if k != BLANK:
+            if k == prev:
+                spans[-1] = (spans[-1][0], t)
+            else:
+                labels.append(k)
+                spans.append((t, t))
+        prev = k
+    return labels, spans
+
+
+def _describe(log_probs: np.ndarray, codec: CTCCodec, labels: list[int], score: float | None = None, spans: list[tuple[int, int]] | None = None) -> Decoded:
+    """Characters, words and confidences of a decoded label sequence (aligned to the
+    columns unless ``spans`` are given)."""
+    if spans is None:
+        spans, best = align(log_probs, labels)
+    else:
+        best = float("nan") if score is None else score
     probs = np.exp(log_probs)
     chars = [DecodedChar(codec.symbol(k), float(probs[a : b + 1, k].max()), (a, b)) for k, (a, b) in zip(labels, spans)]
     words: list[DecodedWord] = []
@@ -260,8 +282,8 @@ def decode(log_probs: np.ndarray, codec: CTCCodec, *, beam_width: int | None = N
         beam_width = LEXICON_BEAM if lexicon is not None else 1
     if lexicon is None and beam_width <= 1:
         path = greedy_path(lp)
-        labels = [int(k) for i, k in enumerate(path) if k != BLANK and (i == 0 or k != path[i - 1])]
-        return _describe(lp, codec, labels)
+        labels, spans = greedy_runs(path)
+        return _describe(lp, codec, labels, float(lp[np.arange(len(path)), path].sum()), spans)
     hyps = beam_search(lp, codec, beam_width=max(beam_width, 1), lexicon=lexicon)
     if hyps:
         out = _describe(lp, codec, hyps[0][0], hyps[0][1])

@@ -117,9 +117,10 @@ class LineRecognizer:
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] | None = None, *, device: str = "cpu", threads: int | None = None, **kw: Any) -> "LineRecognizer":
-        """A shipped model by name (``words``, the default) or a sequence model file of any
+        """A shipped model by name (``words``, the default; its ONNX runtime file when
+        onnxruntime is installed, see :mod:`hcr.pretrained`) or a sequence model file of any
         format hcr reads (``.pt``, ``.onnx``, TorchScript, Keras, SavedModel, TFLite)."""
-        return cls(load_backend(model if model is not None else "words", device=device, threads=threads), **kw)
+        return cls(load_backend(model if model is not None else "words", device=device, threads=threads, shipped_runtime=True), **kw)
 
     @classmethod
     def from_network(cls, model: Any, codec: CTCCodec, spec: LineSpec, *, device: str = "cpu", **kw: Any) -> "LineRecognizer":

@@ -161,15 +161,18 @@ class Predictor:
         return cls(backend, backend.label_map, backend.spec, temperature=backend.temperature, meta=meta, **kw)
 
     @classmethod
-    def load(cls, model: str | os.PathLike[str] | None = None, *, threshold: float = 0.5, device: str = "cpu", charset: str | None = None, ignore_case: bool = False) -> "Predictor":
+    def load(cls, model: str | os.PathLike[str] | None = None, *, threshold: float = 0.5, device: str = "cpu", charset: str | None = None, ignore_case: bool = False, threads: int | None = None) -> "Predictor":
         """Load a pretrained model by name (``chars``, ``digits``, ``letters``; None: the
         default, ``chars``) or a model file: written by ``hcr train``, exported by ``hcr
         export`` (ONNX, TorchScript, Keras, SavedModel, TFLite) or a Keras classifier
-        imported with ``hcr import-keras``."""
+        imported with ``hcr import-keras``. A shipped model with an ONNX runtime file runs on
+        onnxruntime when it is installed (``HCR_RUNTIME=pytorch`` keeps PyTorch; see
+        :mod:`hcr.pretrained`); ``threads`` sets onnxruntime's thread count."""
         from .backends import load_backend
         from .pretrained import DEFAULT_MODEL, is_pretrained_name
 
-        pred = cls.from_backend(load_backend(model, device=device), threshold=threshold, charset=charset, ignore_case=ignore_case)
+        backend = load_backend(model, device=device, threads=threads, shipped_runtime=True)
+        pred = cls.from_backend(backend, threshold=threshold, charset=charset, ignore_case=ignore_case)
         if model is None or is_pretrained_name(model):
             pred.meta["pretrained"] = DEFAULT_MODEL if model is None else str(model)
         return pred
