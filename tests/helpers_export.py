@@ -21,13 +21,13 @@ from hcr.preprocess import LineSpec
 CODEC = CTCCodec(tuple("0123456789 abcdef"))
 
 
-def random_crnn(seed: int = 0) -> torch.nn.Module:
-    """A CRNN (registry defaults) for :data:`CODEC` with realistic, peaked outputs."""
+def random_crnn(seed: int = 0, stride: int = 2) -> torch.nn.Module:
+    """A CRNN (registry defaults, column ``stride``) for :data:`CODEC` with realistic, peaked outputs."""
     from hcr.models import create_model
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    model = create_model("crnn", CODEC.num_classes).eval()
+    model = create_model("crnn", CODEC.num_classes, stride=stride).eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -43,8 +43,8 @@ def random_crnn(seed: int = 0) -> torch.nn.Module:
     return model
 
 
-def crnn_meta() -> ModelMeta:
-    return ModelMeta("sequence", LineSpec().to_dict(), codec=CODEC, model_name="crnn")
+def crnn_meta(stride: int = 2) -> ModelMeta:
+    return ModelMeta("sequence", LineSpec().to_dict(), codec=CODEC, model_name="crnn", model_kwargs={"stride": stride})
 
 
 def sequence_checkpoint(path: Path) -> Path:

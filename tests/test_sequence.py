@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hcr.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from hcr.checkpoint import load_checkpoint, save_checkpoint
 from hcr.cli import main
 from hcr.compose import GlyphPool, compose
 from hcr.config import SequenceConfig, load_config

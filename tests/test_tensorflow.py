@@ -67,9 +67,9 @@ def test_classifier_export_parity(fmt: str, tmp_path: Path, keras: Any) -> None:
     assert n >= 500 and worst <= TOLERANCE[fmt]
 
 
-@pytest.mark.parametrize("fmt", list(TF_FORMATS))
-def test_crnn_export_parity(fmt: str, tmp_path: Path, keras: Any) -> None:
-    model, meta = random_crnn(), crnn_meta()
+@pytest.mark.parametrize("fmt,stride", [(f, 2) for f in TF_FORMATS] + [("tflite", 4)])
+def test_crnn_export_parity(fmt: str, stride: int, tmp_path: Path, keras: Any) -> None:
+    model, meta = random_crnn(stride=stride), crnn_meta(stride)
     out = tmp_path / f"crnn{TF_FORMATS[fmt] or '_savedmodel'}"
     res = export_model((model, meta), fmt, out)
     assert res.parity is not None and res.parity.images == CHECK_IMAGES
