@@ -27,8 +27,8 @@ from .preprocess import ImageInput, LineSpec, Preprocessed, preprocess_line
 
 __all__ = ["LineRecognizer", "line_log_probs_with", "pad_lines", "stride_of", "width_batches"]
 
-#: Column stride of CRNN files that do not record one: :data:`hcr.models.crnn.COLUMN_STRIDE`
-#: (repeated here so that this module imports no torch).
+#: Column stride of a CRNN built without a ``stride`` kwarg (every model file from before it);
+#: :data:`hcr.models.crnn.COLUMN_STRIDE` is this value.
 DEFAULT_STRIDE = 2
 
 
@@ -37,9 +37,9 @@ def stride_of(model_kwargs: dict[str, Any]) -> int:
     return int(model_kwargs.get("stride", DEFAULT_STRIDE))
 
 
-def columns(width: int, stride: int) -> int:
-    """Score columns for an input ``width`` pixels wide (ceil-mode pooling; as
-    :func:`hcr.models.crnn.output_columns`, without torch)."""
+def columns(width: int, stride: int = DEFAULT_STRIDE) -> int:
+    """Score columns T of a CRNN for an input ``width`` pixels wide (ceil-mode pooling);
+    also :func:`hcr.models.crnn.output_columns`."""
     return (int(width) + stride - 1) // stride
 
 

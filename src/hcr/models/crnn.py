@@ -12,22 +12,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..line_recognizer import DEFAULT_STRIDE as COLUMN_STRIDE
+from ..line_recognizer import columns as output_columns  # T for an input width (torch-free: inference shares it)
 from . import register_model
 
-#: Default horizontal downsampling of the feature extractor: one output column per this many
-#: pixels. A model's own value is its ``column_stride`` attribute (model kwarg ``stride``).
-COLUMN_STRIDE = 2
+#: COLUMN_STRIDE: the default horizontal downsampling of the feature extractor (one output
+#: column per this many pixels); a model's own value is its ``column_stride`` attribute
+#: (model kwarg ``stride``), one of:
 STRIDES = (2, 4)
 
 
 def _conv(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-
-def output_columns(width: int, stride: int = COLUMN_STRIDE) -> int:
-    """T, the number of score columns for an input ``width`` pixels wide."""
-    return (width + stride - 1) // stride
-
 
 
 class CRNN(nn.Module):
