@@ -249,6 +249,28 @@ def test_read_returns_text_boxes_and_confidences(client: TestClient) -> None:
     assert empty["text"] == "" and empty["characters"] == []
 
 
+def test_a_server_reads_words_with_the_word_model(tmp_path: Path) -> None:
+    from hcr.reader import CrnnReader
+
+    with TestClient(create_app(ApiConfig(preload=False))) as c:  # the default offer: every shipped model
+        assert c.get("/health").json()["models"] == ["chars", "digits", "letters", "words"]
+        by_name = {m["name"]: m for m in c.get("/v1/models").json()["models"]}
+        assert by_name["chars"]["task"] == "classify" and by_name["words"]["task"] == "sequence"
+        assert {"ä", "ß", "a", "Z", "7", " "} <= set(by_name["words"]["classes"])
+        image = line_image("Anna")
+        r = c.post("/v1/read", params={"model": "words"}, files={"file": ("word.png", image, "image/png")})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        reference = CrnnReader.load("words").read(image)  # the same engine, in this process
+        assert body["model"] == "words" and body["text"] == reference.text and body["text"].strip()
+        assert [c["box"] for c in body["characters"]] == [list(ch.box) for ch in reference.characters]
+        digits = c.post("/v1/read", params={"model": "words", "charset": "digits"}, files={"file": ("word.png", image, "image/png")}).json()
+        assert set(digits["text"]) <= set("0123456789 ")
+        err = assert_error(c.post("/v1/predict", params={"model": "words"}, files={"file": ("word.png", image, "image/png")}), 422, "invalid_option")
+        assert "reads words and lines" in err["message"] and "/v1/read" in err["message"]
+    assert ModelRegistry().names() == ["chars", "digits", "letters"]  # the page: character models only
+
+
 def test_concurrent_requests_agree_with_sequential_ones(client: TestClient) -> None:
     files = [p for p in sorted(SAMPLES.iterdir()) if p.suffix in (".png", ".jpg")]
 

@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--model", "-m", action="append", metavar="NAME|PATH",
                     help="a model to serve (pretrained name or model file), repeatable; the first is the default "
-                         "(default: every pretrained character model)")
+                         "(default: every pretrained model: chars, digits, letters, and words for /v1/read)")
     sv.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default 10)")
     sv.add_argument("--timeout", type=float, default=10.0, help="per-request time limit in seconds (default 10; 0: none)")
     sv.add_argument("--workers", type=int, default=4, help="threads that decode and preprocess images (default 4)")

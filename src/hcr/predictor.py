@@ -153,11 +153,13 @@ class Predictor:
         return cls(ckpt.build_model(), ckpt.label_map, ckpt.spec, temperature=ckpt.temperature, meta=meta, **kw)
 
     @classmethod
-    def from_backend(cls, backend: "Backend", **kw: Any) -> "Predictor":
+    def from_backend(cls, backend: "Backend", *, pretrained: str | None = None, **kw: Any) -> "Predictor":
         """A predictor over any :class:`~hcr.backends.Backend` (its metadata supplies the
-        label map, preprocessing and temperature)."""
+        label map, preprocessing and temperature); ``pretrained``: the shipped model's name."""
         m = backend.meta
         meta = {"model": m.model_name, "format": backend.format, "metrics": m.metrics, "versions": m.versions, "source": backend.source}
+        if pretrained is not None:
+            meta["pretrained"] = pretrained
         return cls(backend, backend.label_map, backend.spec, temperature=backend.temperature, meta=meta, **kw)
 
     @classmethod
@@ -172,10 +174,8 @@ class Predictor:
         from .pretrained import DEFAULT_MODEL, is_pretrained_name
 
         backend = load_backend(model, device=device, threads=threads, shipped_runtime=True)
-        pred = cls.from_backend(backend, threshold=threshold, charset=charset, ignore_case=ignore_case)
-        if model is None or is_pretrained_name(model):
-            pred.meta["pretrained"] = DEFAULT_MODEL if model is None else str(model)
-        return pred
+        name = DEFAULT_MODEL if model is None else str(model) if is_pretrained_name(model) else None
+        return cls.from_backend(backend, pretrained=name, threshold=threshold, charset=charset, ignore_case=ignore_case)
 
     def preprocess(self, x: ImageInput, *, stages: bool = False, name: str | None = None) -> Preprocessed:
         return preprocess(x, self.spec, stages=stages, name=name)

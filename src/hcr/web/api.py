@@ -4,8 +4,9 @@ Endpoints (OpenAPI documentation at ``/docs``, schema at ``/openapi.json``):
 
 - ``POST /v1/predict``: one character: label, confidence, top-k answers, blank/uncertain.
 - ``POST /v1/read``: the text of a line, field or page, with each character's box and
-  confidence (:class:`hcr.reader.Reader`).
-- ``GET /v1/models``: the models offered, with their classes.
+  confidence (:class:`hcr.reader.Reader`; with a word/line model such as ``words``,
+  :class:`hcr.reader.CrnnReader`, the CRNN engine for joined-up writing).
+- ``GET /v1/models``: the models offered, with their task and classes.
 - ``GET /health``: ``{"status": "ok", "version": ...}``.
 
 An image is sent either as ``multipart/form-data`` (the field ``file``) or as the request
@@ -54,13 +55,17 @@ from .service import DEFAULT_MAX_UPLOAD_BYTES, ModelRegistry, UploadTooLarge, ch
 log = logging.getLogger("hcr.web.api")
 T = TypeVar("T")
 
+#: What a server offers when given no models: every shipped character classifier, then the
+#: word/line models (``/v1/read`` only).
+SERVED_TASKS = ("classify", "sequence")
+
 
 @dataclass
 class ApiConfig:
     """Settings of :func:`create_app`.
 
-    ``models``: pretrained names and/or model file paths (None: every shipped character
-    model; the first is the default). ``timeout_s``: per-request time limit for the work
+    ``models``: pretrained names and/or model file paths (None: every shipped model, the
+    character classifiers first; the first is the default). ``timeout_s``: per-request time limit for the work
     (None: none). ``workers``: threads that decode and preprocess (and read, for
     ``/v1/read``). ``max_pending``: requests
     admitted at once (queued or running); beyond it the API answers 503 at once. ``batch``:
@@ -214,6 +219,7 @@ class ModelInfo(BaseModel):
     description: str
     source: str = Field(description="pretrained (shipped with hcr) or file")
     default: bool
+    task: str = Field(description="classify (one character: /v1/predict and /v1/read) or sequence (words and lines, a CTC model: /v1/read only)")
     num_classes: int
     classes: list[str]
     classes_summary: str
@@ -412,7 +418,7 @@ def create_app(config: ApiConfig | None = None, registry: ModelRegistry | None =
     """The FastAPI application. Models are loaded here (``config.preload``), so a broken
     model file stops a server before it takes requests."""
     config = config or ApiConfig()
-    registry = registry or ModelRegistry(config.models)
+    registry = registry or ModelRegistry(config.models, tasks=SERVED_TASKS)
     if config.preload:
         registry.preload()
     runner = _Runner(config.workers, config.timeout_s, config.max_pending, batch=config.batch)
@@ -564,7 +570,7 @@ def _serve_processes(host: str, port: int, config: ApiConfig, op_threads: int | 
         except OSError as e:
             raise HcrError(f"cannot listen on {host}:{port}: {e.strerror}") from None
     if config.preload:
-        ModelRegistry(config.models).preload()  # a broken model file stops us here, not in every process
+        ModelRegistry(config.models, tasks=SERVED_TASKS).preload()  # a broken model file stops us here, not in every process
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_serve_process, args=(host, port, config, op_threads, log_level), name=f"hcr-serve-{i}")
              for i in range(processes)]

@@ -1,8 +1,10 @@
 """What the web page and the HTTP API share: models loaded once, upload checks, display helpers.
 
 :class:`ModelRegistry` holds the models a front end offers (the shipped pretrained ones by
-default, model files by path, and model files uploaded to the page). Each model's file is
-read once (:meth:`hcr.predictor.Predictor.load`); the charset, case and threshold options
+default, model files by path, and model files uploaded to the page): character classifiers
+and, where the front end reads words (the API's ``/v1/read``), word/line (CTC) models. Each
+model's file is read once (:meth:`hcr.predictor.Predictor.load`,
+:meth:`hcr.line_recognizer.LineRecognizer`); the charset, case and threshold options
 of a request make a light *variant* of that predictor which shares its network, cached
 (least recently used first out) so that repeated option sets cost nothing. Everything is
 guarded by one lock, so concurrent requests and Streamlit sessions can share a registry.
@@ -26,9 +28,10 @@ import numpy as np
 
 from ..charset import AnswerFilter, describe_symbols
 from ..errors import HcrError, InputError, UnknownNameError
+from ..line_recognizer import LineRecognizer
 from ..predictor import Predictor
 from ..preprocess import Preprocessed
-from ..reader import ReadResult, Reader, split_charset
+from ..reader import CrnnReader, ReadResult, Reader, split_charset
 
 #: Largest image accepted by the page and the API (bytes); the library's own limit is larger.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -77,21 +80,22 @@ class ModelRegistry:
     """The models a front end offers, each loaded once and shared (thread-safe).
 
     ``models``: pretrained names and/or model file paths (a file is offered under its file
-    name stem); None offers every shipped pretrained character classifier. The first is the
-    default.
+    name stem); None offers every shipped pretrained model of ``tasks`` (default: the
+    character classifiers; add ``"sequence"`` for the word/line models, which only
+    :meth:`reader` serves). The first is the default.
     ``max_variants`` bounds the cache of option variants (charset, case, threshold).
     """
 
-    def __init__(self, models: Sequence[str | os.PathLike[str]] | None = None, *, max_variants: int = 64) -> None:
+    def __init__(self, models: Sequence[str | os.PathLike[str]] | None = None, *, max_variants: int = 64, tasks: Sequence[str] = ("classify",)) -> None:
         from ..pretrained import list_pretrained
 
         self._lock = threading.RLock()
         self._entries: dict[str, ModelEntry] = {}
-        self._base: dict[str, Predictor] = {}
+        self._base: dict[str, Predictor | LineRecognizer] = {}
         self._variants: OrderedDict[tuple[str, str | None, bool, float], Predictor] = OrderedDict()
         self.max_variants = max_variants
         if models is None:
-            models = [m.name for m in list_pretrained(task="classify")]  # character classifiers (not the CTC word models)
+            models = [m.name for t in tasks for m in list_pretrained(task=t)]
         if not models:
             raise HcrError("no models to serve")
         for spec in models:
@@ -173,18 +177,38 @@ class ModelRegistry:
 
     # ----------------------------------------------------------------- predictors
 
-    def base(self, name: str | None = None) -> Predictor:
-        """The model ``name`` (default: the first) with no charset, loaded on first use."""
+    def loaded_model(self, name: str | None = None) -> Predictor | LineRecognizer:
+        """The model ``name`` (default: the first), loaded on first use: a character
+        classifier's :class:`Predictor` or a word/line model's :class:`LineRecognizer`."""
+        from ..backends import load_backend
+        from ..pretrained import is_pretrained_name
+
         entry = self.entry(name)
         with self._lock:
             if entry.name not in self._base:
-                self._base[entry.name] = Predictor.load(entry.spec)
+                backend = load_backend(entry.spec, shipped_runtime=True)
+                if backend.task == "sequence":
+                    self._base[entry.name] = LineRecognizer(backend)
+                else:
+                    self._base[entry.name] = Predictor.from_backend(backend, pretrained=entry.spec if is_pretrained_name(entry.spec) else None)
             return self._base[entry.name]
+
+    def task(self, name: str | None = None) -> str:
+        """``classify`` (one character) or ``sequence`` (words and lines: :meth:`reader` only)."""
+        return "sequence" if isinstance(self.loaded_model(name), LineRecognizer) else "classify"
+
+    def base(self, name: str | None = None) -> Predictor:
+        """The character classifier ``name`` (default: the first) with no charset, loaded on
+        first use; a word/line model is an :class:`~hcr.errors.HcrError` naming the way to use it."""
+        model = self.loaded_model(name)
+        if isinstance(model, LineRecognizer):
+            raise HcrError(f"{self.entry(name).name} reads words and lines (a CTC model), not single characters: read with it instead (/v1/read, hcr read --engine crnn)")
+        return model
 
     def preload(self) -> None:
         """Load every model now (a server does this before taking requests)."""
         for name in self.names():
-            self.base(name)
+            self.loaded_model(name)
 
     def predictor(self, name: str | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5) -> Predictor:
         """Model ``name`` answering with ``charset`` / ``ignore_case`` and marking answers below
@@ -207,27 +231,33 @@ class ModelRegistry:
                 self._variants.popitem(last=False)
         return variant
 
-    def reader(self, name: str | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, context: bool = True) -> Reader:
-        """A :class:`~hcr.reader.Reader` on model ``name``; ``charset`` applies to every
-        character, punctuation included (:func:`hcr.reader.split_charset`)."""
+    def reader(self, name: str | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, context: bool = True) -> Reader | CrnnReader:
+        """A :class:`~hcr.reader.Reader` on model ``name`` (a :class:`~hcr.reader.CrnnReader`
+        for a word/line model, which reads whole lines and ignores ``context``); ``charset``
+        applies to every character, punctuation included (:func:`hcr.reader.split_charset`)."""
+        model = self.loaded_model(name)
+        if isinstance(model, LineRecognizer):
+            return CrnnReader(model.with_decoding(charset=charset, ignore_case=ignore_case) if charset else model, threshold=threshold)
         model_charset, marks = split_charset(charset or None)
         return Reader(self.predictor(name, charset=model_charset, ignore_case=ignore_case, threshold=threshold), punctuation=marks, context=context)
 
     def describe(self) -> list[dict[str, Any]]:
         """The models offered, for ``GET /v1/models`` and the page: name, description,
-        source, classes (loads each model)."""
+        source, task, classes (loads each model)."""
         out = []
         default = self.default
         for name in self.names():
-            entry, labels = self.entry(name), self.base(name).label_map
+            entry, model = self.entry(name), self.loaded_model(name)
+            symbols = model.codec.alphabet if isinstance(model, LineRecognizer) else model.label_map.symbols
             out.append({
                 "name": name,
                 "description": entry.description,
                 "source": entry.source,
                 "default": name == default,
-                "num_classes": len(labels),
-                "classes": list(labels.symbols),
-                "classes_summary": describe_symbols(labels.symbols, 40),
+                "task": self.task(name),
+                "num_classes": len(symbols),
+                "classes": list(symbols),
+                "classes_summary": describe_symbols(symbols, 40),
             })
         return out
 
