@@ -86,19 +86,27 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def _expected(name: str, runtime: bool) -> tuple[Path, int, str]:
+    """Path, size and SHA-256 the manifest records for a model's file (or its runtime file)."""
+    m = get_pretrained(name)
+    if runtime and m.runtime:
+        return HERE / m.runtime["file"], int(m.runtime["bytes"]), str(m.runtime["sha256"])
+    return m.path, m.bytes, m.sha256
+
+
 @lru_cache(maxsize=16)
 def _verified(name: str, runtime: bool, mtime_ns: int, size: int) -> Path:
-    m = get_pretrained(name)
-    path, want_bytes, want_sha = (HERE / m.runtime["file"], m.runtime["bytes"], m.runtime["sha256"]) if runtime and m.runtime else (m.path, m.bytes, m.sha256)
+    path, want_bytes, want_sha = _expected(name, runtime)
     if size != want_bytes or sha256_file(path) != want_sha:
         raise ModelFileError(
             f"pretrained model {name!r} ({path}) does not match its recorded checksum: the file is damaged "
-            f"or was replaced; reinstall hcr, or retrain it with `hcr train --config {m.config}`"
+            f"or was replaced; reinstall hcr, or retrain it with `hcr train --config {get_pretrained(name).config}`"
         )
     return path
 
 
-def _checked(name: str, path: Path, runtime: bool) -> Path:
+def _checked(name: str, runtime: bool) -> Path:
+    path = _expected(name, runtime)[0]
     try:
         st = path.stat()
     except OSError:
@@ -108,14 +116,13 @@ def _checked(name: str, path: Path, runtime: bool) -> Path:
 
 def pretrained_path(name: str) -> Path:
     """Path of a shipped model after checking it against the manifest."""
-    return _checked(name, get_pretrained(name).path, False)
+    return _checked(name, False)
 
 
 def runtime_path(name: str) -> Path | None:
     """Path of a shipped model's ONNX runtime file after checking it against the manifest
     (None when the model ships none)."""
-    m = get_pretrained(name)
-    return _checked(name, HERE / m.runtime["file"], True) if m.runtime else None
+    return _checked(name, True) if get_pretrained(name).runtime else None
 
 
 def is_pretrained_name(spec: str | os.PathLike[str]) -> bool:
