@@ -336,15 +336,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .backends import load_backend
     from .engine import evaluate_checkpoint
 
-    try:
-        task = load_backend(args.model, device=args.device).task  # any format hcr reads
-    except HcrError:
-        task = "classify"  # not an hcr checkpoint: the classifier path loads it (other formats) or says why not
-    if task == "sequence":
+    backend = load_backend(args.model, device=args.device)  # any format hcr reads; loaded once, evaluated below
+    if backend.task == "sequence":
         from .sequence import evaluate_sequence_checkpoint
 
         r = evaluate_sequence_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, device=args.device,
-                                         beam_width=args.beam, lexicon=args.lexicon, progress=not args.no_progress)
+                                         beam_width=args.beam, lexicon=args.lexicon, progress=not args.no_progress, backend=backend)
         print(f"{r['data_description']}: CER {r['cer']:.4f} (case-insensitive {r['cer_ci']:.4f}), WER {r['wer']:.4f}, "
               f"lines exact {r['line_acc']:.4f} [{r['decoding']}]")
         print(f"report: {Path(args.out) / 'report.md'}; worst lines: {Path(args.out) / 'worst.png'}")
@@ -352,7 +349,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.beam or args.lexicon:
         raise HcrError("--beam and --lexicon apply to word/line models only")
 
-    rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, data_options=_data_options(args.data_opt), device=args.device, progress=not args.no_progress, known_classes_only=args.known_classes_only)
+    rep = evaluate_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, data_options=_data_options(args.data_opt), device=args.device, progress=not args.no_progress, known_classes_only=args.known_classes_only, backend=backend)
     print(f"{rep['data_description']}: accuracy {rep['accuracy']:.4f}, top-{rep['top_k']} {rep['top_k_accuracy']:.4f}, "
           f"macro-F1 {rep['macro_f1']:.4f}, ECE {rep['ece']:.4f}"
           + (f", case-merged {rep['case_merged_accuracy']:.4f}" if rep.get("case_merged_accuracy") is not None else "")

@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, Augmenter
+from .backends import Backend, load_backend
 from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -479,8 +480,9 @@ def describe_split(data: str, split: str, n: int) -> str:
     return text
 
 
-def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, known_classes_only: bool = False) -> dict[str, Any]:
-    """Evaluate a model file on a data split and write the full report into ``out_dir``.
+def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, known_classes_only: bool = False, backend: Backend | None = None) -> dict[str, Any]:
+    """Evaluate a model file on a data split and write the full report into ``out_dir``
+    (``backend``: the file already loaded, e.g. to find its task).
 
     Any classifier file :func:`hcr.backends.load_backend` reads is evaluated the same way:
     hcr ``.pt``, exported ONNX / TorchScript / Keras / SavedModel / TFLite, imported Keras.
@@ -493,9 +495,7 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
     from .metrics import classification_report
     from .report import write_evaluation_report
 
-    from .backends import load_backend
-
-    backend = load_backend(model_path, device=device)  # any format; probabilities come from backend.probs
+    backend = backend or load_backend(model_path, device=device)  # any format; probabilities come from backend.probs
     label_map, name = backend.label_map, backend.meta.model_name
     src = get_source(data, data_dir, **(data_options or {}))
     split = split or src.default_val_split or src.splits[-1]

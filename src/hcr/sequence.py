@@ -31,6 +31,7 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
+from .backends import Backend, load_backend
 from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import SequenceConfig
@@ -367,16 +368,14 @@ def _init_from(model: nn.Module, base: Checkpoint, codec: CTCCodec) -> int:
 # --------------------------------------------------------------------------- inference
 
 
-def evaluate_sequence_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, device: str = "auto", beam_width: int | None = None, lexicon: str | os.PathLike[str] | None = None, progress: bool = True, worst: int = 24) -> dict[str, Any]:
+def evaluate_sequence_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, device: str = "auto", beam_width: int | None = None, lexicon: str | os.PathLike[str] | None = None, progress: bool = True, worst: int = 24, backend: Backend | None = None) -> dict[str, Any]:
     """Character and word error rates of a sequence model (an hcr file or an exported one, see
-    :class:`~hcr.line_recognizer.LineRecognizer`) on a line data split, written to
+    :class:`~hcr.line_recognizer.LineRecognizer`; ``backend``: the file already loaded) on a line data split, written to
     ``out_dir``: ``report.md``, ``report.json``, ``results.tsv`` (every line: id, truth,
     read, edit distance) and ``worst.png`` (the ``worst`` lines with the most errors)."""
     from .report import atomic_write_text, plot_line_gallery
 
-    from .backends import load_backend
-
-    backend = load_backend(str(model_path), device=device)
+    backend = backend or load_backend(str(model_path), device=device)
     if backend.task != "sequence":
         raise HcrError(f"{model_path}: a character classifier; evaluate it on a character data set (hcr evaluate MODEL --data emnist-byclass ...)")
     rec = LineRecognizer(backend, beam_width=beam_width, lexicon=lexicon)
