@@ -155,14 +155,18 @@ def test_shipped_models_run_from_their_runtime_files_without_torch() -> None:
         """
         import contextlib, io, json, sys
         from hcr.cli import main
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
-            code = main(["predict", "--json", sys.argv[1]])  # the default model, by name
-        line = json.loads(buf.getvalue().splitlines()[0])
+        labels, codes = {}, []
+        for model, image in (("chars", sys.argv[1]), ("digits", sys.argv[2]), ("letters", sys.argv[3])):
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                codes.append(main(["predict", "--json", "--model", model, image]))  # by name
+            labels[model] = json.loads(buf.getvalue().splitlines()[0])["label"]
         from hcr.line_recognizer import LineRecognizer
         words = LineRecognizer.load()
-        print(json.dumps({"code": code, "label": line["label"], "words": words.backend.format, "torch": "torch" in sys.modules}))
+        print(json.dumps({"codes": codes, "labels": labels, "words": words.backend.format, "torch": "torch" in sys.modules}))
         """,
         str(SAMPLES / "char_A_paper-photo.jpg"),
+        str(SAMPLES / "digit_7_chalk.png"),
+        str(SAMPLES / "char_R_blue-pen-scan.jpg"),
     )
-    assert out == {"code": 0, "label": "A", "words": "onnx", "torch": False}
+    assert out == {"codes": [0, 0, 0], "labels": {"chars": "A", "digits": "7", "letters": "R"}, "words": "onnx", "torch": False}

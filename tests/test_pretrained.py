@@ -60,31 +60,44 @@ def test_default_and_paths_resolve(tmp_path: Path) -> None:
         get_pretrained("nope")
 
 
-def test_a_damaged_shipped_file_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A packaged file that no longer matches the manifest is an error, not other weights."""
-    for f in pt.HERE.iterdir():
-        if f.suffix in (".json", ".md") or f.name == "digits.pt":
-            shutil.copyfile(f, tmp_path / f.name)
-    raw = json.loads((tmp_path / "manifest.json").read_text())
-    raw["models"] = [m for m in raw["models"] if m["name"] == "digits"]
-    (tmp_path / "manifest.json").write_text(json.dumps(raw))
-    monkeypatch.setattr(pt, "HERE", tmp_path)
-    monkeypatch.setattr(pt, "MANIFEST", tmp_path / "manifest.json")
-    pt._manifest.cache_clear()
-    pt._verified.cache_clear()
-    try:
-        assert resolve_model("digits") == tmp_path / "digits.pt"  # intact copy: fine
-        data = bytearray((tmp_path / "digits.pt").read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        (tmp_path / "digits.pt").write_bytes(bytes(data))
-        with pytest.raises(ModelFileError, match="'digits'.*checksum"):
-            resolve_model("digits")
-        (tmp_path / "digits.pt").unlink()
-        with pytest.raises(ModelFileError, match="missing"):
-            resolve_model("digits")
-    finally:
+@pytest.fixture
+def shipped_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Ship a copy of some models from ``tmp_path``: ``shipped_copy(names, no_runtime=())``
+    copies their files and a manifest listing only them (``no_runtime`` lose their runtime
+    file) and points the registry there until the test ends."""
+
+    def make(names: set[str], no_runtime: set[str] = set()) -> Path:
+        raw = json.loads(pt.MANIFEST.read_text())
+        raw["models"] = [m for m in raw["models"] if m["name"] in names]
+        for m in raw["models"]:
+            if m["name"] in no_runtime:
+                del m["runtime"]
+            for f in [m["file"], m["card"]] + ([m["runtime"]["file"]] if "runtime" in m else []):
+                shutil.copyfile(pt.HERE / f, tmp_path / f)
+        (tmp_path / "manifest.json").write_text(json.dumps(raw))
+        monkeypatch.setattr(pt, "HERE", tmp_path)
+        monkeypatch.setattr(pt, "MANIFEST", tmp_path / "manifest.json")
         pt._manifest.cache_clear()
         pt._verified.cache_clear()
+        return tmp_path
+
+    yield make
+    pt._manifest.cache_clear()
+    pt._verified.cache_clear()
+
+
+def test_a_damaged_shipped_file_is_refused_by_name(shipped_copy) -> None:
+    """A packaged file that no longer matches the manifest is an error, not other weights."""
+    here = shipped_copy({"digits"})
+    assert resolve_model("digits") == here / "digits.pt"  # intact copy: fine
+    data = bytearray((here / "digits.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (here / "digits.pt").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="'digits'.*checksum"):
+        resolve_model("digits")
+    (here / "digits.pt").unlink()
+    with pytest.raises(ModelFileError, match="missing"):
+        resolve_model("digits")
 
 
 RUNTIMES = [m.name for m in list_pretrained() if m.runtime]
@@ -115,41 +128,42 @@ def test_inference_runs_the_shipped_runtime_file_unless_told_otherwise(monkeypat
     fast = Predictor.load()
     assert fast.backend.format == "onnx" and fast.meta["pretrained"] == "chars"
     assert LineRecognizer.load().backend.format == "onnx"
-    assert Predictor.load("digits").backend.format == "pytorch"  # ships no runtime file
+    assert Predictor.load("digits").backend.format == "onnx"
     monkeypatch.setenv("HCR_RUNTIME", "pytorch")
     slow = Predictor.load()
     assert slow.backend.format == "pytorch" and LineRecognizer.load().backend.format == "pytorch"
     for a, b in zip(fast.predict_files(files), slow.predict_files(files)):
         assert (a.label, a.blank) == (b.label, b.blank) and abs(a.confidence - b.confidence) < 1e-4
-    monkeypatch.setenv("HCR_RUNTIME", "onnx")
-    with pytest.raises(HcrError, match="'digits' has no ONNX runtime file"):
-        Predictor.load("digits")
     monkeypatch.setenv("HCR_RUNTIME", "tensorflow")
     with pytest.raises(HcrError, match="HCR_RUNTIME='tensorflow': choose auto, pytorch or onnx"):
         Predictor.load()
 
 
-def test_a_damaged_runtime_file_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_damaged_runtime_file_is_refused_by_name(shipped_copy, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     from hcr.predictor import Predictor
 
-    for f in pt.HERE.iterdir():
-        if f.suffix in (".json", ".md") or f.name in ("chars.pt", "chars.onnx"):
-            shutil.copyfile(f, tmp_path / f.name)
-    monkeypatch.setattr(pt, "HERE", tmp_path)
-    pt._manifest.cache_clear()
-    pt._verified.cache_clear()
-    try:
-        data = bytearray((tmp_path / "chars.onnx").read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        (tmp_path / "chars.onnx").write_bytes(bytes(data))
-        with pytest.raises(ModelFileError, match="'chars'.*chars.onnx.*checksum"):
-            Predictor.load("chars")
-        monkeypatch.setenv("HCR_RUNTIME", "pytorch")
-        assert Predictor.load("chars").backend.format == "pytorch"  # the .pt is intact
-    finally:
-        pt._manifest.cache_clear()
-        pt._verified.cache_clear()
+    here = shipped_copy({"chars"})
+    data = bytearray((here / "chars.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (here / "chars.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="'chars'.*chars.onnx.*checksum"):
+        Predictor.load("chars")
+    monkeypatch.setenv("HCR_RUNTIME", "pytorch")
+    assert Predictor.load("chars").backend.format == "pytorch"  # the .pt is intact
+
+
+def test_a_model_without_runtime_file_runs_on_pytorch(shipped_copy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model packaged without ``--onnx`` still works (on PyTorch) unless onnx is demanded."""
+    pytest.importorskip("onnxruntime")
+    from hcr.errors import HcrError
+    from hcr.predictor import Predictor
+
+    shipped_copy({"digits"}, no_runtime={"digits"})
+    assert Predictor.load("digits").backend.format == "pytorch"
+    monkeypatch.setenv("HCR_RUNTIME", "onnx")
+    with pytest.raises(HcrError, match="'digits' has no ONNX runtime file"):
+        Predictor.load("digits")
 
 
 def test_an_unreadable_manifest_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

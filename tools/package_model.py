@@ -3,11 +3,14 @@
     python tools/package_model.py NAME runs/RUN/best.pt --config configs/RUN.yaml \
         --description "..." [--onnx]
 
-Writes ``src/hcr/pretrained/NAME.pt`` (the same checkpoint, minus the trainer's local data path) and updates ``manifest.json`` (SHA-256, size, recipe,
-card). With ``--onnx`` it also writes the ONNX runtime file ``NAME.onnx`` (``hcr export``,
+Writes ``src/hcr/pretrained/NAME.pt`` (the same checkpoint, minus the trainer's local data
+path) and updates ``manifest.json`` (SHA-256, size, recipe, card). Given the shipped file
+itself (``src/hcr/pretrained/NAME.pt``), it leaves that file's bytes as they are, so adding a
+runtime file does not change the model's hash. With ``--onnx`` it also writes the ONNX runtime file ``NAME.onnx`` (``hcr export``,
 checked against the ``.pt`` on 512 inputs) that inference runs with onnxruntime; without it,
-a runtime file left from an earlier version of NAME is removed. The model card ``src/hcr/pretrained/NAME.md`` is written by hand from the evaluation
-reports; this script only checks that it exists.
+a runtime file left from an earlier version of NAME is removed. The model card
+``src/hcr/pretrained/NAME.md`` is written by hand from the evaluation reports; this script
+only checks that it exists.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ def main() -> int:
     ap.add_argument("--onnx", action="store_true", help="also ship NAME.onnx, the network for onnxruntime")
     a = ap.parse_args()
     ckpt = load_checkpoint(a.model_file)  # refuses anything that is not a valid model file
+    local_path = ckpt.config.get("data_dir") is not None
     ckpt.config["data_dir"] = None  # the trainer's local data folder means nothing to users
     if not (ROOT / a.config).is_file():
         raise SystemExit(f"{a.config}: recipe not found (it must be committed)")
     dest = HERE / f"{a.name}.pt"
-    save_checkpoint(ckpt, dest)  # atomic
+    if local_path or Path(a.model_file).resolve() != dest.resolve():
+        save_checkpoint(ckpt, dest)  # atomic; re-packaging the shipped file itself keeps its bytes
     raw = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"models": []}
     entry = {"name": a.name, "file": dest.name, "sha256": sha256_file(dest), "bytes": dest.stat().st_size,
              "description": a.description, "config": a.config, "card": f"{a.name}.md", "task": ckpt.task}
