@@ -81,12 +81,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if any(not 0 < f <= 1 for f in a.fractions):
         raise SystemExit("--fractions must be in (0, 1]")
+    from hcr.config import TrainConfig, load_config
+
+    cfg = load_config(a.config)
+    if not isinstance(cfg, TrainConfig):
+        raise SystemExit(f"{a.config}: a character classifier recipe is needed (word/line recipes are not supported)")
     full = a.full_size
     if full is None:
-        from hcr.config import load_config
         from hcr.data import get_source
 
-        cfg = load_config(a.config)
         src = get_source(cfg.data, a.data_dir or cfg.data_dir, **cfg.data_options)
         full = len(src.load(cfg.train_split or src.default_train_split))
     stem = Path(a.config).stem
