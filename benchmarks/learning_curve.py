@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -58,9 +57,8 @@ def run_point(config: str, n: int | None, out: Path, eval_data: str, eval_split:
     if result.is_file():
         return dict(json.loads(result.read_text()))
     cfg = load_config(config).updated(max_train_samples=n, **({"data_dir": data_dir} if data_dir else {}))
-    start = time.perf_counter()
-    fit(cfg, out, resume=(out / "last.pt").is_file(), progress=False, log=lambda s: print(f"  {s}", file=sys.stderr))
-    minutes = (time.perf_counter() - start) / 60
+    res = fit(cfg, out, resume=(out / "last.pt").is_file(), progress=False, log=lambda s: print(f"  {s}", file=sys.stderr))
+    minutes = sum(float(h.get("seconds", 0)) for h in res.history) / 60  # all epochs, across resumes
     rep = evaluate_checkpoint(out / "best.pt", eval_data, eval_split, out / "eval", data_dir=cfg.data_dir, progress=False)
     trained = int(load_checkpoint(out / "best.pt").metrics.get("train_samples", n or 0))
     point = {"train_images": trained, "minutes": round(minutes, 1), **{k: rep.get(k) for k in METRICS}, "evaluated_on": rep["data_description"]}
