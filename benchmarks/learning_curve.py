@@ -25,11 +25,14 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from hcr.errors import HcrError
+
+if TYPE_CHECKING:
+    from hcr.config import TrainConfig
 
 METRICS = ("accuracy", "case_merged_accuracy", "lookalike_merged_accuracy")
 
@@ -47,16 +50,15 @@ def size_for(target: float, a: float, b: float) -> float:
     return math.inf if b <= 0 else float(2 ** ((target - a) / b))
 
 
-def run_point(config: str, n: int | None, out: Path, eval_data: str, eval_split: str | None, data_dir: str | None) -> dict[str, Any]:
-    """Train (or reuse) the model on ``n`` samples (None: all) and evaluate it."""
+def run_point(recipe: "TrainConfig", n: int | None, out: Path, eval_data: str, eval_split: str | None) -> dict[str, Any]:
+    """Train (or reuse) the recipe's model on ``n`` samples (None: all) and evaluate it."""
     from hcr.checkpoint import load_checkpoint
-    from hcr.config import load_config
     from hcr.engine import evaluate_checkpoint, fit
 
     result = out / "learning-curve.json"
     if result.is_file():
         return dict(json.loads(result.read_text()))
-    cfg = load_config(config).updated(max_train_samples=n, **({"data_dir": data_dir} if data_dir else {}))
+    cfg = recipe.updated(max_train_samples=n)
     res = fit(cfg, out, resume=(out / "last.pt").is_file(), progress=False, log=lambda s: print(f"  {s}", file=sys.stderr))
     minutes = sum(float(h.get("seconds", 0)) for h in res.history) / 60  # all epochs, across resumes
     rep = evaluate_checkpoint(out / "best.pt", eval_data, eval_split, out / "eval", data_dir=cfg.data_dir, progress=False)
@@ -84,18 +86,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = load_config(a.config)
     if not isinstance(cfg, TrainConfig):
         raise SystemExit(f"{a.config}: a character classifier recipe is needed (word/line recipes are not supported)")
+    if a.data_dir:
+        cfg = cfg.updated(data_dir=a.data_dir)
     full = a.full_size
     if full is None:
         from hcr.data import get_source
 
-        src = get_source(cfg.data, a.data_dir or cfg.data_dir, **cfg.data_options)
+        src = get_source(cfg.data, cfg.data_dir, **cfg.data_options)
         full = len(src.load(cfg.train_split or src.default_train_split))
     stem = Path(a.config).stem
     points = []
     for f in sorted(set(a.fractions)):
         n = None if f == 1 else max(1, round(full * f))
         print(f"training on {f:.0%} of the training split ({n or full:,} images) ...", file=sys.stderr, flush=True)
-        points.append(run_point(a.config, n, Path(a.out) / f"{stem}-{n or 'all'}", a.eval_data, a.eval_split, a.data_dir))
+        points.append(run_point(cfg, n, Path(a.out) / f"{stem}-{n or 'all'}", a.eval_data, a.eval_split))
     print(f"\n{stem}, evaluated on {points[-1]['evaluated_on']}\n")
     print("| trained on (images) | accuracy | case folded | look-alikes merged | training (min) |")
     print("|---:|---:|---:|---:|---:|")

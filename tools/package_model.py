@@ -6,9 +6,10 @@
 Writes ``src/hcr/pretrained/NAME.pt`` (the same checkpoint, minus the trainer's local data
 path) and updates ``manifest.json`` (SHA-256, size, recipe, card). Given the shipped file
 itself (``src/hcr/pretrained/NAME.pt``), it leaves that file's bytes as they are, so adding a
-runtime file does not change the model's hash. With ``--onnx`` it also writes the ONNX runtime file ``NAME.onnx`` (``hcr export``,
-checked against the ``.pt`` on 512 inputs) that inference runs with onnxruntime; without it,
-a runtime file left from an earlier version of NAME is removed. The model card
+runtime file does not change the model's hash. With ``--onnx`` it also writes the ONNX
+runtime file ``NAME.onnx`` (``hcr export``, checked against the ``.pt`` on 512 inputs) that
+inference runs with onnxruntime; without it, a runtime file left from an earlier version of
+NAME is removed. The model card
 ``src/hcr/pretrained/NAME.md`` is written by hand from the evaluation reports; this script
 only checks that it exists.
 """
