@@ -254,9 +254,15 @@ def test_find_ink_is_preprocess_ink_detection(chars: Predictor) -> None:
 
 def test_spaces_follow_the_lines_own_spacing() -> None:
     assert find_spaces([4, 6, 30, 5, 7, 28, 3], 50) == [False, False, True, False, False, True, False]
-    assert find_spaces([30, 32, 29], 20) == [True, True, True]  # single letters, far apart
     assert find_spaces([6, 8, 7], 50) == [False, False, False]
     assert find_spaces([], 50) == []
+    # evenly spaced letters (block capitals, a comb field) are one word however wide the gaps
+    assert find_spaces([30, 32, 29], 20) == [False, False, False]
+    assert find_spaces([18, 22, 20, 19, 21, 20], 20) == [False] * 6
+    # letter-spaced capitals with a word gap: the gaps are bimodal, the wide one is a space
+    assert find_spaces([18, 22, 20, 52, 19, 21], 20) == [False, False, False, True, False, False]
+    # two characters: half a body height apart is a space
+    assert find_spaces([14], 20) == [True] and find_spaces([4], 20) == [False]
 
 
 def test_segment_of_nothing_and_of_specks_only() -> None:

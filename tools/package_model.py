@@ -35,6 +35,7 @@ def main() -> int:
     ap.add_argument("--config", required=True, help="the committed recipe that trained it")
     ap.add_argument("--description", required=True)
     ap.add_argument("--onnx", action="store_true", help="also ship NAME.onnx, the network for onnxruntime")
+    ap.add_argument("--task", help="the manifest's task when it is not the model file's: printed (the reader's printed-or-handwritten classifier)")
     a = ap.parse_args()
     ckpt = load_checkpoint(a.model_file)  # refuses anything that is not a valid model file
     local_path = ckpt.config.get("data_dir") is not None
@@ -46,7 +47,7 @@ def main() -> int:
         save_checkpoint(ckpt, dest)  # atomic; re-packaging the shipped file itself keeps its bytes
     raw = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"models": []}
     entry = {"name": a.name, "file": dest.name, "sha256": sha256_file(dest), "bytes": dest.stat().st_size,
-             "description": a.description, "config": a.config, "card": f"{a.name}.md", "task": ckpt.task}
+             "description": a.description, "config": a.config, "card": f"{a.name}.md", "task": a.task or ckpt.task}
     onnx = HERE / f"{a.name}.onnx"
     if a.onnx:
         from hcr.export import export_model

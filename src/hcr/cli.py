@@ -171,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--lexicon", metavar="FILE", help="allowed words, one per line: each word read becomes the closest one")
     rd.add_argument("--no-context", action="store_true",
                     help="do not let a word's letters or digits settle its look-alike characters (O/0, l/1, S/5, Z/2) and case")
-    rd.add_argument("--json", action="store_true", help="one JSON object per image: file, text, characters (char, confidence, box, top_k), lines")
+    rd.add_argument("--field", action="store_true",
+                    help="each image is one form field (a name, date, amount, code): answer its handwritten value only, "
+                         "without the printed label, neighbouring rows or box lines (blank when it holds no handwriting)")
+    rd.add_argument("--keep-printed", action="store_true",
+                    help="read printed words too (the JSON marks each word printed: true); by default printed labels are left out")
+    rd.add_argument("--json", action="store_true", help="one JSON object per image: file, text, blank, characters (char, confidence, box, top_k, printed), lines (with words, each printed or not)")
     rd.add_argument("--details", action="store_true", help="also list every character: box, confidence and alternatives")
     rd.add_argument("--annotate", metavar="DIR", help="write each image with its boxes and answers drawn on it to DIR")
     rd.add_argument("--threshold", type=float, default=0.5, help="confidence below which characters are marked uncertain")
@@ -272,7 +277,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import count_parameters, create_model, describe_model, list_models
     from .pretrained import DEFAULT_MODEL, list_pretrained, pretrained_path
 
-    print("Pretrained models (hcr predict --model NAME):")
+    use = {"classify": "hcr predict/read --model NAME", "sequence": "hcr read --engine crnn --model NAME", "printed": "hcr read (drops printed labels)"}
+    print("Pretrained models:")
     for m in list_pretrained():
         try:
             labels = load_checkpoint(pretrained_path(m.name)).label_map
@@ -280,7 +286,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         except HcrError as e:
             classes = f"unavailable: {str(e).splitlines()[0]}"
         default = "  [default]" if m.name == DEFAULT_MODEL else ""
-        print(f"{m.name:10s} {classes:30s} {m.bytes / 1e6:5.1f} MB  {m.description}{default}")
+        print(f"{m.name:10s} {classes:30s} {m.bytes / 1e6:5.1f} MB  {m.description}{default}  ({use.get(m.task, m.task)})")
     print()
     print("Architectures (hcr train --model NAME):")
     for name in list_models():
@@ -470,19 +476,19 @@ def cmd_read(args: argparse.Namespace) -> int:
         from .reader import CrnnReader
 
         reader = CrnnReader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
-                                 device=args.device, lexicon=args.lexicon, beam_width=args.beam)
+                                 device=args.device, lexicon=args.lexicon, beam_width=args.beam, keep_printed=args.keep_printed)
         model_name = reader.recognizer.meta.get("pretrained") or args.model or "words"
     else:
         if args.beam:
             raise HcrError("--beam applies to --engine crnn")
         reader = Reader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
-                             device=args.device, lexicon=args.lexicon, context=not args.no_context)
+                             device=args.device, lexicon=args.lexicon, context=not args.no_context, keep_printed=args.keep_printed)
         model_name = reader.predictor.meta.get("pretrained") or args.model
     out_dir = Path(args.annotate) if args.annotate else None
     used: set[str] = set()
     failed = empty = chars = uncertain = 0
     for i, f in enumerate(files):
-        result = reader.read_file(f)
+        result = reader.read_file(f, field=args.field)
         failed += result.error is not None
         empty += result.error is None and not result.text
         chars += len(result.characters)
@@ -492,7 +498,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         elif result.error:
             print(f"{result.file}: ERROR {result.error}")
         elif not result.text:
-            print(f"{result.file}: (no writing found)")
+            print(f"{result.file}: " + ("(only printed text)" if result.printed_only else "(blank field)" if args.field else "(no writing found)"))
         elif len(result.lines) == 1:
             print(f"{result.file}: {result.text}")
         else:
@@ -503,6 +509,7 @@ def cmd_read(args: argparse.Namespace) -> int:
             for c in result.characters:
                 alts = "  ".join(f"{s} {p:.2f}" for s, p in c.top_k[1:4])
                 flag = " (uncertain)" if c.uncertain else " (mark)" if c.mark else ""
+                flag += " (printed)" if c.printed else ""
                 print(f"    line {c.line + 1} word {c.word + 1}: {c.char!r} {c.confidence:.2f}{flag}  box {','.join(map(str, c.box))}"
                       + (f"  [{alts}]" if alts else ""))
         if out_dir is not None and result.error is None:

@@ -144,19 +144,23 @@ def _vary_line(line: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def compose(text: str, pool: GlyphPool, rng: np.random.Generator, *, touch: float = 0.05, vary: bool = False) -> np.ndarray:
+def compose(text: str, pool: GlyphPool, rng: np.random.Generator, *, touch: float = 0.05, vary: bool = False, letter_gap: tuple[int, int] | None = None) -> np.ndarray:
     """The line ``text`` as one ink-bright ``uint8`` array of glyphs side by side.
 
     Default (the benchmark's lines): 1-5 px between letters (-1 px, i.e. touching, with
     probability ``touch``), 10-16 px between words, +-1 px vertical jitter. ``vary=True``
     adds what differs between writers: letter gaps of 0-7 px, glyphs scaled by 0.85-1.1,
     a baseline that drifts up to 3 px, a slant and a stroke-width change
-    (:func:`_vary_line`)."""
+    (:func:`_vary_line`). ``letter_gap`` (lo, hi) draws the gaps between letters from that
+    range instead (block capitals written apart, a comb field) and never touches; words
+    are then a further 10-20 px apart."""
     pieces: list[tuple[np.ndarray, int]] = []
     gap_next = 0
     for ch in text:
         if ch == " ":
             gap_next = int(rng.integers(10, 17)) if not vary else int(rng.integers(8, 20))
+            if letter_gap is not None:
+                gap_next += letter_gap[1]
             continue
         g = ink_columns(pool.glyph(ch, rng))
         if vary:
@@ -164,7 +168,10 @@ def compose(text: str, pool: GlyphPool, rng: np.random.Generator, *, touch: floa
             g = cv2.resize(g, (max(1, int(round(g.shape[1] * s))), max(1, int(round(g.shape[0] * s)))), interpolation=cv2.INTER_AREA)
         pieces.append((g, gap_next))
         hi = 8 if vary else 6
-        gap_next = -1 if rng.random() < touch else int(rng.integers(0 if vary else 1, hi))
+        if letter_gap is not None:
+            gap_next = int(rng.integers(letter_gap[0], letter_gap[1] + 1))
+        else:
+            gap_next = -1 if rng.random() < touch else int(rng.integers(0 if vary else 1, hi))
     margin, room = 8, 6 if not vary else 10
     width = margin + sum(max(p.shape[1] + gap, 1) for p, gap in pieces) + margin
     cell = max([CELL] + [p.shape[0] for p, _ in pieces])

@@ -37,6 +37,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
+from .frames import border_clutter
+from .segment import without_form_lines
 
 ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
@@ -59,6 +61,7 @@ class PreprocessSpec:
     min_contrast: float = 40.0  # grey levels between paper and ink below which the image is blank
     min_ink_pixels: int = 6  # fewer ink pixels than this means blank (a speck is not a character)
     speck_fraction: float = 0.02  # connected ink parts smaller than this share of the ink are dropped
+    frames: bool = True  # drop ink along the image's edges (cell and grid lines, card edges): hcr.frames
 
     def __post_init__(self) -> None:
         if not 8 <= self.size <= 512 or not 4 <= self.box <= self.size:
@@ -95,6 +98,7 @@ class LineSpec:
     min_contrast: float = 40.0
     min_ink_pixels: int = 6
     speck_fraction: float = 0.002  # of a whole line's ink: only dust, not i-dots or commas
+    frames: bool = True
 
     def __post_init__(self) -> None:
         if not 16 <= self.height <= 256 or not 0 <= self.pad < self.height // 4:
@@ -105,7 +109,7 @@ class LineSpec:
 
     def ink_spec(self) -> PreprocessSpec:
         """The :func:`find_ink` parameters."""
-        return PreprocessSpec(polarity=self.polarity, min_contrast=self.min_contrast, min_ink_pixels=self.min_ink_pixels, speck_fraction=self.speck_fraction)
+        return PreprocessSpec(polarity=self.polarity, min_contrast=self.min_contrast, min_ink_pixels=self.min_ink_pixels, speck_fraction=self.speck_fraction, frames=self.frames)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -315,8 +319,22 @@ def _needs_inversion(grey: np.ndarray, polarity: str) -> bool:
 def _noise_sigma(dev: np.ndarray) -> float:
     """Noise level of the paper: a robust spread (MAD) of the border's deviations from the
     paper estimate, taken before any clipping so that a flat paper still shows its noise."""
-    border = _border(dev)
-    return 1.4826 * float(np.median(np.abs(border - np.median(border))))
+    return _mad(_border(dev))
+
+
+def _mad(values: np.ndarray) -> float:
+    """Robust standard deviation: 1.4826 times the median absolute deviation."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def _paper_noise(dev: np.ndarray) -> float:
+    """The noise floor of the ink mask: :func:`_noise_sigma` measured on each side of the
+    border on its own, the quietest side counting. A side covered by a card edge, a grid
+    line or a shadow would otherwise raise the floor above the ink (a frame is dropped
+    afterwards, :func:`hcr.frames.border_clutter`; its statistics must not hide the ink)."""
+    h, w = dev.shape
+    t = max(1, min(h, w) // 20)
+    return min(_mad(b.ravel()) for b in (dev[:t], dev[-t:], dev[:, :t], dev[:, -t:]))
 
 
 def _background(ink_bright: np.ndarray) -> np.ndarray | float:
@@ -448,7 +466,19 @@ def find_ink(image: ImageInput, spec: PreprocessSpec | None = None, *, name: str
     bg = _background(ink)
     diff = ink.astype(np.float32) - bg
     signal = np.clip(diff, 0, None)
-    mask = _ink_mask(signal, spec, _noise_sigma(diff))
+    sigma = _paper_noise(diff)
+    mask = _ink_mask(signal, spec, sigma)
+    clutter = border_clutter(mask) if spec.frames and mask is not None else None
+    if clutter is not None and mask is not None and int((mask & ~clutter).sum()) >= spec.min_ink_pixels:
+        # Frames and edges out of the picture: the ink statistics (peak, stroke threshold,
+        # specks) are taken again without them, so a black card edge cannot outshine a
+        # pencil stroke. Ink that only lives along the edges is kept (a tight crop).
+        near = cv2.dilate(clutter.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        signal = np.where(near & ~(mask & ~clutter), 0.0, signal).astype(np.float32)
+        mask = _ink_mask(signal, spec, sigma)
+        again = border_clutter(mask) if mask is not None else None
+        if again is not None and mask is not None and int((mask & ~again).sum()) >= spec.min_ink_pixels:
+            mask &= ~again
     return InkMap(grey, ink, signal, mask, inverted)
 
 
@@ -512,7 +542,9 @@ def preprocess_line(image: ImageInput, spec: LineSpec | None = None, *, stages: 
         if stages:
             st["input"] = np.zeros_like(out, np.uint8)
         return Preprocessed(out, True, None, found.inverted, st)
-    mask = found.mask
+    mask = without_form_lines(found.mask) if spec.frames else found.mask
+    if not mask.any():
+        mask = found.mask
     norm = _ink_levels(found.signal, mask, spec.min_contrast)
     ys, xs = np.nonzero(mask)
     y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1

@@ -58,6 +58,7 @@ convention (they are recognised by shape, not by the model).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -73,10 +74,11 @@ from .errors import HcrError
 from .lexicon import LEXICON_FLOOR, Lexicon, LexiconMatch
 from .metrics import LOOKALIKE_GROUPS
 from .predictor import Prediction, Predictor
-from .preprocess import ImageInput, Preprocessed, find_ink, load_image, preprocess
-from .segment import MARKS, Glyph, Layout, Line, cut_candidates, mark_of, segment
+from .preprocess import ImageInput, Preprocessed, load_image, preprocess
+from .page import PRINTED_MODEL, Page, PrintedModel, analyse
+from .segment import MARKS, Glyph, Layout, Line, cut_candidates, glyph_crop, mark_of
 
-__all__ = ["CrnnReader", "ENGINES", "Lexicon", "ReadChar", "ReadLine", "ReadResult", "Reader", "read", "split_charset"]
+__all__ = ["CrnnReader", "ENGINES", "Lexicon", "ReadChar", "ReadLine", "ReadResult", "ReadWord", "Reader", "read", "split_charset"]
 
 #: Answers kept per character in ``top_k``.
 TOP_K = 5
@@ -115,8 +117,9 @@ class ReadChar:
     correction possibly two letters or more), its ``box`` ``(x, y, w, h)`` in the image,
     ``confidence`` (the probability of ``char``), the ``top_k`` answers (after charset and
     context; empty for a mark), the ``line`` and ``word`` it belongs to (0-based), whether
-    it is ``uncertain`` (below the predictor's threshold) and whether it is a punctuation
-    ``mark`` recognised by shape (confidence 1 by convention)."""
+    it is ``uncertain`` (below the predictor's threshold), whether it is a punctuation
+    ``mark`` recognised by shape (confidence 1 by convention) and whether it is
+    ``printed`` (kept only with ``keep_printed``)."""
 
     char: str
     confidence: float
@@ -126,6 +129,7 @@ class ReadChar:
     word: int = 0
     uncertain: bool = False
     mark: bool = False
+    printed: bool = False
     input: np.ndarray | None = field(default=None, repr=False)  # the exact model input
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,27 +142,54 @@ class ReadChar:
             "word": self.word,
             "uncertain": self.uncertain,
             "mark": self.mark,
+            "printed": self.printed,
         }
 
 
 @dataclass
+class ReadWord:
+    """One word of a line: its ``text``, ``box`` and whether it is ``printed``."""
+
+    text: str
+    box: tuple[int, int, int, int]
+    printed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "box": [int(v) for v in self.box], "printed": self.printed}
+
+
+def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+@dataclass
 class ReadLine:
-    """One line of text: ``text`` (words separated by single spaces), its ``box`` and its
-    characters left to right."""
+    """One line of text: ``text`` (words separated by single spaces), its ``box``, its
+    characters left to right and its words (each marked printed or handwritten)."""
 
     text: str
     box: tuple[int, int, int, int]
     characters: list[ReadChar]
+    words: list[ReadWord] = field(default_factory=list)
+
+    @property
+    def printed(self) -> bool:
+        """Every word of the line is printed."""
+        return bool(self.words) and all(w.printed for w in self.words)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "box": [int(v) for v in self.box]}
+        return {"text": self.text, "box": [int(v) for v in self.box], "printed": self.printed, "words": [w.to_dict() for w in self.words]}
 
 
 @dataclass
 class ReadResult:
     """What :meth:`Reader.read` found in one image. ``text`` holds the lines joined by
     newlines (empty for an image without writing); ``error`` is set (and the rest empty)
-    when the image could not be read (:meth:`Reader.read_files`)."""
+    when the image could not be read (:meth:`Reader.read_files`). A ``field`` reading holds
+    at most one line: the field's value. ``printed_only``: writing was found, all of it
+    printed (and left out unless ``keep_printed``)."""
 
     text: str
     lines: list[ReadLine]
@@ -168,6 +199,8 @@ class ReadResult:
     error: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)  # the decoded grey image
     layout: Layout | None = field(default=None, repr=False)
+    field: bool = False
+    printed_only: bool = False
 
     @property
     def characters(self) -> list[ReadChar]:
@@ -177,16 +210,29 @@ class ReadResult:
     def uncertain(self) -> int:
         return sum(c.uncertain for c in self.characters)
 
+    @property
+    def blank(self) -> bool:
+        """Nothing handwritten (or kept) was read."""
+        return not self.text.strip()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "text": self.text,
+            "blank": self.blank if self.error is None else None,
+            "field": self.field,
+            "printed_only": self.printed_only,
             "characters": [c.to_dict() for c in self.characters],
             "lines": [ln.to_dict() for ln in self.lines],
             "size": list(self.size) if self.size else None,
             "seconds": round(self.seconds, 4),
             "error": self.error,
         }
+
+
+def _printed_model(name: str | None, device: str) -> PrintedModel | None:
+    """The printed-or-handwritten model ``name`` (a shipped name or a file), or None."""
+    return None if name is None else PrintedModel.load(name, device=device)
 
 
 # --------------------------------------------------------------------------- charset
@@ -220,6 +266,7 @@ class _Char:
     glyph: Glyph
     probs: dict[str, float]  # answer -> probability (a mark: {mark: 1.0})
     input: np.ndarray | None = None
+    printed: bool = False
 
     @property
     def ranked(self) -> list[tuple[str, float]]:
@@ -312,34 +359,81 @@ def _apply_context(word: list[_Char], ignore_case: bool) -> None:
                 _restrict(c, lambda s, k=k: not s.isalpha() or case(s) == k)
 
 
-class _FileReading:
-    """``read_file``/``read_files`` for a reader with ``read(image, name=...)``."""
+@dataclass
+class _ToRead:
+    """A line to read: its layout line and, left to right, each glyph with whether a space
+    comes before it and whether it is printed."""
 
-    def read(self, image: ImageInput, *, name: str | None = None) -> "ReadResult":
+    line: Line
+    items: list[tuple[Glyph, bool, bool]]
+
+
+class _PageReading:
+    """What both engines share: the printed classifier, field mode (:mod:`hcr.page`) and
+    reading files. ``printed``: the printed-or-handwritten model (None: every character
+    counts as handwritten); ``keep_printed``: read printed words too (marked printed)
+    instead of leaving them out."""
+
+    printed: PrintedModel | None = None
+    keep_printed: bool = False
+
+    def read(self, image: ImageInput, *, name: str | None = None, field: bool = False) -> "ReadResult":
         raise NotImplementedError
 
-    def read_file(self, file: str | os.PathLike[str]) -> "ReadResult":
+    def read_field(self, image: ImageInput, *, name: str | None = None) -> "ReadResult":
+        """The value of a field crop (a name, a date, an amount, a code): the handwritten
+        line that fills it, without its printed label, neighbouring rows or box lines.
+        ``text`` is empty and ``blank`` true when the field holds no handwriting."""
+        return self.read(image, name=name, field=True)
+
+    def read_file(self, file: str | os.PathLike[str], *, field: bool = False) -> "ReadResult":
         """Read one file; an unreadable one gives a result with ``error`` set."""
         try:
-            return self.read(file)
+            return self.read(file, field=field)
         except HcrError as e:
-            return ReadResult("", [], file=str(file), error=str(e))
+            return ReadResult("", [], file=str(file), error=str(e), field=field)
 
-    def read_files(self, files: Sequence[str | os.PathLike[str]]) -> list["ReadResult"]:
+    def read_files(self, files: Sequence[str | os.PathLike[str]], *, field: bool = False) -> list["ReadResult"]:
         """Read many files; an unreadable one gives a result with ``error`` set."""
-        return [self.read_file(f) for f in files]
+        return [self.read_file(f, field=field) for f in files]
+
+    def _to_read(self, page: Page) -> list[_ToRead]:
+        """The lines to read and their glyphs: the field's line (its handwriting) in field
+        mode, else every line: its handwriting, or all of it with ``keep_printed`` (a space
+        wherever printed and handwritten meet)."""
+        if page.field is not None:
+            pl = page.lines[page.field]
+            return [_ToRead(pl.line, [(g, s, False) for g, s in zip(pl.hand, pl.hand_spaces)])]
+        out = []
+        for pl in page.lines:
+            if not self.keep_printed:
+                if pl.hand:
+                    out.append(_ToRead(pl.line, [(g, s, False) for g, s in zip(pl.hand, pl.hand_spaces)]))
+                continue
+            hand_space = iter(pl.hand_spaces)
+            items = []
+            for i, (g, printed) in enumerate(zip(pl.line.glyphs, pl.printed)):
+                space = next(hand_space) if not printed else pl.line.spaces[i]
+                if i and printed != pl.printed[i - 1]:
+                    space = True
+                items.append((g, space, printed))
+            out.append(_ToRead(pl.line, items))
+        return out
 
 
-class Reader(_FileReading):
+class Reader(_PageReading):
     """Reads the text in images with a character classifier (see the module docstring).
 
     ``punctuation``: the marks (of :data:`hcr.segment.MARKS`) that may be answered; None
     means all of them when the predictor has no charset, else none. ``lexicon``: a
-    :class:`Lexicon`, a file path or a list of words. ``context``: step 5.
+    :class:`Lexicon`, a file path or a list of words. ``context``: step 5. ``printed``
+    and ``keep_printed``: see :mod:`hcr.page` (:meth:`load` loads the shipped printed
+    model).
     """
 
-    def __init__(self, predictor: Predictor, *, punctuation: str | None = None, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True) -> None:
+    def __init__(self, predictor: Predictor, *, punctuation: str | None = None, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True, printed: PrintedModel | None = None, keep_printed: bool = False) -> None:
         self.predictor = predictor
+        self.printed, self.keep_printed = printed, keep_printed
         self.punctuation = (MARKS if predictor.charset is None else "") if punctuation is None else punctuation
         unknown = set(self.punctuation) - set(MARKS)
         if unknown:
@@ -356,29 +450,21 @@ class Reader(_FileReading):
         self._glyph_spec = replace(spec, polarity="light-on-dark")  # crops are cut from the ink-bright image
 
     @classmethod
-    def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True) -> "Reader":
+    def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True, printed: str | None = PRINTED_MODEL, keep_printed: bool = False) -> "Reader":
         """A reader with :meth:`Predictor.load`'s model (``chars`` by default); ``charset``
-        applies to every character, punctuation marks included (:func:`split_charset`)."""
+        applies to every character, punctuation marks included (:func:`split_charset`).
+        ``printed``: the printed-or-handwritten model (the shipped one by default; None:
+        none, every character counts as handwritten)."""
         model_charset, marks = split_charset(charset)
         predictor = Predictor.load(model, threshold=threshold, device=device, charset=model_charset, ignore_case=ignore_case)
-        return cls(predictor, punctuation=marks, lexicon=lexicon, context=context)
+        return cls(predictor, punctuation=marks, lexicon=lexicon, context=context, printed=_printed_model(printed, device), keep_printed=keep_printed)
 
     # ----------------------------------------------------------------- classification
 
     def glyph_input(self, glyph: Glyph, flat: np.ndarray, ink: np.ndarray) -> Preprocessed:
-        """The model input of one glyph: its ink cut from the flattened image ``flat`` (ink
-        bright on black) with a margin, every other ink pixel of ``ink`` blanked out, sent
+        """The model input of one glyph: its crop (:func:`hcr.segment.glyph_crop`) sent
         through :func:`hcr.preprocess.preprocess` with the model's spec."""
-        m = max(4, int(round(0.15 * max(glyph.w, glyph.h))))
-        h, w = flat.shape
-        x0, y0 = max(0, glyph.x - m), max(0, glyph.y - m)
-        x1, y1 = min(w, glyph.x1 + m), min(h, glyph.y1 + m)
-        own = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        own[glyph.y - y0 : glyph.y1 - y0, glyph.x - x0 : glyph.x1 - x0] = glyph.mask
-        allowed = (cv2.dilate(own, np.ones((5, 5), np.uint8)) > 0) & ~(ink[y0:y1, x0:x1] & (own == 0))
-        crop = np.zeros((y1 - y0 + 2 * m, x1 - x0 + 2 * m), np.uint8)  # a black border all round
-        crop[m:-m, m:-m] = np.where(allowed, flat[y0:y1, x0:x1], 0)
-        return preprocess(crop, self._glyph_spec)
+        return preprocess(glyph_crop(glyph, flat, ink), self._glyph_spec)
 
     def _classify(self, glyphs: Sequence[Glyph], flat: np.ndarray, ink: np.ndarray) -> list[_Char | None]:
         """Answer probabilities of each glyph (None for a glyph the preprocessing finds blank)."""
@@ -435,6 +521,8 @@ class Reader(_FileReading):
                         best_score, best_pair = score, [a, b]
                 if best_pair is not None and best_score > score_whole + SPLIT_MARGIN:
                     replaced[k] = [_Char(c.glyph, {c.glyph.mark: 1.0}) if c.glyph.mark else c for c in best_pair]
+                    for c in replaced[k]:
+                        c.printed = whole.printed
                 else:
                     kept.add(id(whole))
             if not replaced:
@@ -474,35 +562,34 @@ class Reader(_FileReading):
 
     # ----------------------------------------------------------------- public
 
-    def read(self, image: ImageInput, *, name: str | None = None) -> ReadResult:
-        """Read the text in one image (path, bytes, PIL image or array). Raises
+    def read(self, image: ImageInput, *, name: str | None = None, field: bool = False) -> ReadResult:
+        """Read the text in one image (path, bytes, PIL image or array); ``field``: only the
+        value of a field crop (:meth:`read_field`). Raises
         :class:`~hcr.errors.InputError` for an unreadable image."""
         t0 = time.perf_counter()
         file = name or (str(image) if isinstance(image, (str, os.PathLike)) else None)
         grey = load_image(image, name=name)
-        found = find_ink(grey, self._ink_spec)
-        layout = segment(found.mask)
-        result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=layout)
-        if found.mask is None or not layout.lines:
-            result.seconds = time.perf_counter() - t0
-            return result
-        flat, ink = found.flattened(), found.mask
-        glyphs = [g for ln in layout.lines for g in ln.glyphs if g.mark is None]
-        answers = iter(self._classify(glyphs, flat, ink))
-        for line in layout.lines:
+        page = analyse(grey, self._ink_spec, self.printed, field=field)
+        result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=page.layout, field=field, printed_only=page.printed_only)
+        todo = self._to_read(page)
+        flat, ink = page.flat, page.found.mask
+        glyphs = [g for line in todo for g, _, _ in line.items if g.mark is None]
+        answers = iter(self._classify(glyphs, flat, ink) if ink is not None else [])
+        for line in todo:
             chars: list[_Char] = []
             spaces: list[bool] = []
             pending_space = False
-            for g, space in zip(line.glyphs, line.spaces):
+            for g, space, printed in line.items:
                 pending_space |= space
                 c = next(answers) if g.mark is None else (_Char(g, {g.mark: 1.0}) if g.mark in self.punctuation else None)
                 if c is None:
                     continue
+                c.printed = printed
                 chars.append(c)
                 spaces.append(pending_space and bool(chars[:-1]))
                 pending_space = False
-            if any(c.glyph.mark is None for c in chars):
-                chars, spaces = self._split_touching(chars, spaces, line, layout.stroke_width, flat, ink)
+            if any(c.glyph.mark is None for c in chars) and ink is not None:
+                chars, spaces = self._split_touching(chars, spaces, line.line, page.layout.stroke_width, flat, ink)
             result.lines.extend(self._line(chars, spaces, len(result.lines)))
         result.text = "\n".join(ln.text for ln in result.lines)
         result.seconds = time.perf_counter() - t0
@@ -517,24 +604,21 @@ class Reader(_FileReading):
                 words.append([])
             words[-1].append(c)
         read: list[ReadChar] = []
-        texts: list[str] = []
-        for wi, word in enumerate(words):
-            text = ""
+        out_words: list[ReadWord] = []
+        for word in words:
+            text, first = "", len(read)
             for answer, conf, c in self._finish_word(word):
                 text += answer
                 if not answer:
                     continue
                 mark = c.glyph.mark is not None
-                read.append(ReadChar(answer, conf, c.glyph.box, [] if mark else c.ranked[:TOP_K], index, wi,
-                                     uncertain=not mark and conf < self.predictor.threshold, mark=mark, input=c.input))
-            texts.append(text)
+                read.append(ReadChar(answer, conf, c.glyph.box, [] if mark else c.ranked[:TOP_K], index, len(out_words),
+                                     uncertain=not mark and conf < self.predictor.threshold, mark=mark, printed=c.printed, input=c.input))
+            if text:  # a word that came out empty (a lexicon's choice) is no word
+                out_words.append(ReadWord(text, _union([c.glyph.box for c in word]), printed=sum(c.printed for c in word) * 2 > len(word)))
         if not read:
             return []
-        for rc in read:  # word indices without the words that came out empty
-            rc.word = sum(1 for t in texts[: rc.word] if t)
-        x0, y0 = min(c.box[0] for c in read), min(c.box[1] for c in read)
-        x1, y1 = max(c.box[0] + c.box[2] for c in read), max(c.box[1] + c.box[3] for c in read)
-        return [ReadLine(" ".join(t for t in texts if t), (x0, y0, x1 - x0, y1 - y0), read)]
+        return [ReadLine(" ".join(w.text for w in out_words), _union([c.box for c in read]), read, out_words)]
 
 
 
@@ -547,82 +631,95 @@ class Reader(_FileReading):
 ENGINES = ("segment", "crnn")
 
 
-class CrnnReader(_FileReading):
+class CrnnReader(_PageReading):
     """Reads with a word/line model (:class:`hcr.line_recognizer.LineRecognizer`, any model
-    file format) behind the same
-    interface as :class:`Reader`: the shared preprocessing finds the ink
-    (:func:`hcr.preprocess.find_ink`), :func:`hcr.segment.segment` removes form lines and
-    finds the lines; each line's ink (other lines and removed rules blanked out) goes
-    through :func:`hcr.preprocess.preprocess_line` and the CRNN, and the characters' boxes
-    come from the columns CTC aligns them to. An image whose ink the segmentation does not
-    split into lines is read as one line."""
+    file format) behind the same interface as :class:`Reader`: the page analysis
+    (:func:`hcr.page.analyse`: ink, frames and form lines removed, lines, printed labels,
+    the field's line) says what to read; each line's handwriting (with ``keep_printed``,
+    also each run of printed words, read on its own) is cut out with everything else
+    blanked, goes through :func:`hcr.preprocess.preprocess_line` and the CRNN, and the
+    characters' boxes come from the columns CTC aligns them to. An image of one line with
+    no printed words is read whole, as the segmentation kept its ink."""
 
-    def __init__(self, recognizer: Any, *, threshold: float = 0.5) -> None:
+    def __init__(self, recognizer: Any, *, threshold: float = 0.5, printed: PrintedModel | None = None, keep_printed: bool = False) -> None:
         self.recognizer = recognizer
         self.threshold = threshold
+        self.printed, self.keep_printed = printed, keep_printed
 
     @classmethod
-    def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, beam_width: int | None = None) -> "CrnnReader":
+    def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, beam_width: int | None = None, printed: str | None = PRINTED_MODEL, keep_printed: bool = False) -> "CrnnReader":
         from .line_recognizer import LineRecognizer
 
-        return cls(LineRecognizer.load(model, charset=charset, ignore_case=ignore_case, device=device, lexicon=lexicon, beam_width=beam_width), threshold=threshold)
+        recognizer = LineRecognizer.load(model, charset=charset, ignore_case=ignore_case, device=device, lexicon=lexicon, beam_width=beam_width)
+        return cls(recognizer, threshold=threshold, printed=_printed_model(printed, device), keep_printed=keep_printed)
 
-    def _line_images(self, grey: np.ndarray) -> tuple[list[tuple[np.ndarray, int, int]], Layout | None]:
-        """(ink-bright crop, x, y) per line, top to bottom."""
-        spec = self.recognizer.spec.ink_spec()
-        found = find_ink(grey, spec)
-        if found.mask is None:
-            return [], None
-        layout = segment(found.mask)
-        flat = found.flattened()
-        if len(layout.lines) <= 1:
-            keep = layout.ink if layout.lines else found.mask
-            return [(np.where(keep, flat, 0).astype(np.uint8), 0, 0)], layout
+    def _spans(self, page: Page) -> list[list[tuple[np.ndarray, int, int, bool]]]:
+        """Per line to read, its spans: (ink-bright crop, x, y, printed), left to right."""
+        mask = page.found.mask
+        if mask is None:
+            return []
+        flat = page.flat
+        todo = self._to_read(page)
+        if page.field is None and len(page.lines) == 1 and not any(page.lines[0].printed):
+            return [[(np.where(page.layout.ink, flat, 0).astype(np.uint8), 0, 0, False)]]
+        margin = max(2, int(round(page.layout.char_height * 0.3)))
         out = []
-        margin = max(2, int(round(layout.char_height * 0.3)))
-        for line in layout.lines:
-            m = np.zeros_like(found.mask)
-            for g in line.glyphs:
-                m[g.y : g.y + g.h, g.x : g.x + g.w] |= g.mask
-            ys, xs = np.nonzero(m)
-            y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, m.shape[0])
-            x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, m.shape[1])
-            out.append((np.where(m, flat, 0)[y0:y1, x0:x1].astype(np.uint8), x0, y0))
-        return out, layout
+        for line in todo:
+            spans: list[tuple[np.ndarray, int, int, bool]] = []
+            for printed, items in itertools.groupby(line.items, key=lambda it: it[2]):
+                m = np.zeros_like(mask)
+                for g, _, _ in items:
+                    m[g.y : g.y1, g.x : g.x1] |= g.mask
+                ys, xs = np.nonzero(m)
+                y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, m.shape[0])
+                x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, m.shape[1])
+                spans.append((np.where(m, flat, 0)[y0:y1, x0:x1].astype(np.uint8), x0, y0, printed))
+            out.append(spans)
+        return out
 
-    def read(self, image: ImageInput, *, name: str | None = None) -> ReadResult:
-        """Read the text in one image; raises :class:`~hcr.errors.InputError` for an unreadable one."""
+    def read(self, image: ImageInput, *, name: str | None = None, field: bool = False) -> ReadResult:
+        """Read the text in one image (``field``: only a field crop's value, see
+        :meth:`read_field`); raises :class:`~hcr.errors.InputError` for an unreadable one."""
         t0 = time.perf_counter()
         file = name or (str(image) if isinstance(image, (str, os.PathLike)) else None)
         grey = load_image(image, name=name)
-        crops, layout = self._line_images(grey)
-        result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=layout)
-        inputs = [self.recognizer.preprocess(c) for c, _, _ in crops]
+        page = analyse(grey, self.recognizer.spec.ink_spec(), self.printed, field=field)
+        result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=page.layout, field=field, printed_only=page.printed_only)
+        lines = self._spans(page)
+        flat_spans = [sp for spans in lines for sp in spans]
+        inputs = [self.recognizer.preprocess(c) for c, _, _, _ in flat_spans]
+        decoded = iter(zip(inputs, self.recognizer.recognize_inputs(inputs)))
         spec, stride = self.recognizer.spec, self.recognizer.stride
-        for (crop, ox, oy), pre, dec in zip(crops, inputs, self.recognizer.recognize_inputs(inputs)):
-            if pre.blank or not dec.text.strip() or pre.box is None:
-                continue
-            bx, by, bw, bh = pre.box
-            f = (pre.image.shape[1] - 2 * spec.pad) / max(bw, 1)
+        for spans in lines:
             chars: list[ReadChar] = []
-            word = 0
-            for c in dec.chars:
-                if c.char == " ":
-                    word += 1
+            words: list[ReadWord] = []
+            for (_, ox, oy, printed), (pre, dec) in zip(spans, decoded):
+                if pre.blank or not dec.text.strip() or pre.box is None:
                     continue
-                a = ox + bx + int(math.floor((c.columns[0] * stride - spec.pad) / f))
-                b = ox + bx + int(math.ceil(((c.columns[1] + 1) * stride - spec.pad) / f))
-                a, b = max(a, ox + bx), min(max(b, a + 1), ox + bx + bw)
-                chars.append(ReadChar(c.char, c.confidence, (a, oy + by, max(b - a, 1), bh), [], len(result.lines), word, uncertain=c.confidence < self.threshold))
+                bx, by, bw, bh = pre.box
+                f = (pre.image.shape[1] - 2 * spec.pad) / max(bw, 1)
+                word: list[ReadChar] = []
+                for c in list(dec.chars) + [None]:
+                    if c is None or c.char == " ":
+                        if word:
+                            words.append(ReadWord("".join(w.char for w in word), _union([w.box for w in word]), printed))
+                            chars.extend(word)
+                            word = []
+                        continue
+                    a = ox + bx + int(math.floor((c.columns[0] * stride - spec.pad) / f))
+                    b = ox + bx + int(math.ceil(((c.columns[1] + 1) * stride - spec.pad) / f))
+                    a, b = max(a, ox + bx), min(max(b, a + 1), ox + bx + bw)
+                    word.append(ReadChar(c.char, c.confidence, (a, oy + by, max(b - a, 1), bh), [], len(result.lines), len(words),
+                                         uncertain=c.confidence < self.threshold, printed=printed))
             if chars:
-                result.lines.append(ReadLine(" ".join(dec.text.split()), (ox + bx, oy + by, bw, bh), chars))
+                result.lines.append(ReadLine(" ".join(w.text for w in words), _union([c.box for c in chars]), chars, words))
         result.text = "\n".join(ln.text for ln in result.lines)
         result.seconds = time.perf_counter() - t0
         return result
 
 
-
-def read(image: ImageInput, predictor: Predictor | None = None, *, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True, name: str | None = None) -> ReadResult:
-    """Read the text in ``image`` with ``predictor`` (default: the ``chars`` model); see
-    :class:`Reader`."""
-    return Reader(predictor or Predictor.load(), lexicon=lexicon, context=context).read(image, name=name)
+def read(image: ImageInput, predictor: Predictor | None = None, *, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True, name: str | None = None, field: bool = False, keep_printed: bool = False) -> ReadResult:
+    """Read the text in ``image`` with ``predictor`` (default: the ``chars`` model) and the
+    shipped printed model; see :class:`Reader` (``field``: :meth:`Reader.read_field`)."""
+    reader = Reader(predictor or Predictor.load(), lexicon=lexicon, context=context, printed=_printed_model(PRINTED_MODEL, "cpu"), keep_printed=keep_printed)
+    return reader.read(image, name=name, field=field)

@@ -9,12 +9,13 @@ threshold as for one character) and returns lines in reading order, each a list 
    ink-weighted median height of the connected parts that are neither specks, line-like,
    nor frames around others) set every other size, so nothing depends on the resolution.
    Writing under :data:`MIN_HEIGHT` pixels tall is not read.
-2. **Form lines.** Straight horizontal runs longer than 2.5 character heights (rules, box
+2. **Form lines** (:func:`hcr.frames.remove_form_lines`, shared with the preprocessing's
+   frame removal): straight horizontal runs longer than 2.5 character heights (rules, box
    edges, underlines) are removed, and where a handwritten stroke crossed one its pixels
    are put back; vertical runs are removed when longer than 3 character heights, or when
    they are about as thin as the removed horizontal lines and touch one (the sides of a
-   box, the ticks of a comb field). Printed text is not told apart from handwriting: it is
-   read like any other writing, so crop a form field to its writing area.
+   box, the ticks of a comb field). What lies along the image's own edges (card edges,
+   cut-off neighbouring rows) is already gone: :func:`hcr.preprocess.find_ink` drops it.
 3. **Specks**: parts smaller than about a third of a square stroke width are dropped; small
    parts that are no dot, mark or piece of a character (below) are dropped too.
 4. **Lines**: the parts at least 0.4 character heights tall are sorted by their vertical
@@ -31,22 +32,27 @@ threshold as for one character) and returns lines in reading order, each a list 
    Splitting characters that touch needs the classifier; :mod:`hcr.reader` does it,
    trying the cuts :func:`cut_candidates` proposes.
 6. **Spaces**: a gap is a space when it is wide compared with the line's own spacing: the
-   line's gaps, sorted, are split at their clearest jump (the largest ratio between
-   neighbours, where the larger is at least 1.5 times the smaller and 0.15 body heights
-   more); without such a jump they are all spaces (when their median exceeds 0.6 body
-   heights: single letters far apart) or none. Gaps under a quarter of the line's body
-   height are never spaces and gaps over 0.9 of it always are. In a comb field (each
-   character in its own box) a gap with one removed box wall is no space and one with two
-   (an empty box between) is.
+   line's gaps, sorted, are split in two groups at their clearest jump (the largest ratio
+   between neighbours) where the groups are clearly apart: the smaller gaps (between
+   letters) are at least half of all, the first wider gap is at least twice their median,
+   1.5 times the gap below it, 0.2 body heights more and a quarter of a body height or
+   more. Without such a jump the gaps are one group, evenly spaced letters of one word
+   (block capitals, a comb field) with the irregularity of handwriting, and none is a
+   space, however wide. A lone gap (two characters) is a space when it is over half a
+   body height. In a comb field (each character in its own box) a gap with one removed
+   box wall is no space and one with two (an empty box between) is.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from .frames import components, remove_form_lines, runs
 
 __all__ = [
     "MARKS",
@@ -57,10 +63,14 @@ __all__ = [
     "char_height",
     "cut_candidates",
     "find_spaces",
+    "glyph_crop",
+    "line_spaces",
     "mark_of",
     "remove_form_lines",
     "segment",
     "stroke_width",
+    "without_form_lines",
+    "writing_scale",
 ]
 
 #: Punctuation recognised by shape (the classifiers know letters and digits only).
@@ -70,9 +80,6 @@ MARKS = ".,-"
 MIN_HEIGHT = 8
 
 # Sizes in character heights (H) or stroke widths (sw); see the module docstring.
-_RULE_H = 2.5  # a horizontal run this many H long is a form line
-_RULE_V = 3.0  # a vertical run this many H long is a form line, wherever it is
-_SIDE_V = 0.4  # shorter vertical runs are never taken for the side of a box
 _SPECK_SW2 = 0.3  # parts under this many square stroke widths are specks
 _TALL = 0.4  # parts at least this many H tall are "main" parts (they make the lines)
 _SMALL = 0.5  # within a line, parts under this share of its body height are small ones
@@ -200,13 +207,6 @@ def stroke_width(mask: np.ndarray) -> float:
     return max(1.0, 2.0 * area / max(outline, 1))
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """8-connected parts: the label image and their stats rows (x, y, w, h, area), label
-    ``i + 1`` for row ``i``."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    return labels, stats[1:, :5].astype(np.int64)
-
-
 def _line_like(stats: np.ndarray, ref: float) -> np.ndarray:
     """Parts that are long thin lines (much longer than ``ref`` and than they are thick)."""
     w, h = stats[:, 2], stats[:, 3]
@@ -247,56 +247,6 @@ def char_height(stats: np.ndarray, min_area: float = 3.0) -> float | None:
     order = np.argsort(h)
     cum = np.cumsum(area[order])
     return float(h[order][np.searchsorted(cum, 0.5 * cum[-1])])
-
-
-# --------------------------------------------------------------------------- form lines
-
-
-def _runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
-    """Pixels of ``mask`` on straight runs at least ``length`` long. The mask is first
-    thickened by a pixel across the run direction, so slightly tilted lines (which a
-    one-pixel run would step off) are found too."""
-    m = mask.astype(np.uint8)
-    across = np.ones((3, 1) if horizontal else (1, 3), np.uint8)
-    kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
-    opened = cv2.morphologyEx(cv2.dilate(m, across), cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return (opened > 0) & mask
-
-
-def _thickness(lines: np.ndarray, horizontal: bool) -> float:
-    """Median thickness of the line parts in ``lines`` (area over length)."""
-    _, st = _components(lines)
-    if len(st) == 0:
-        return 1.0
-    length = st[:, 2] if horizontal else st[:, 3]
-    return float(np.median(st[:, 4] / np.maximum(length, 1)))
-
-
-def remove_form_lines(mask: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray]:
-    """Remove rules, box edges and underlines (see the module docstring) from a boolean ink
-    mask whose characters are about ``height`` pixels tall. Returns ``(kept, removed)``."""
-    horiz = _runs(mask, max(8, int(round(_RULE_H * height))), True)
-    rest = mask & ~horiz
-    t = 1.0
-    if horiz.any():
-        t = _thickness(horiz, True)
-        # strokes that crossed a line: close the gap it leaves, only inside the line
-        k = max(3, int(np.ceil(t)) + 3)
-        closed = cv2.morphologyEx(rest.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, 1), np.uint8)) > 0
-        rest |= closed & horiz
-        horiz &= ~rest
-    vert = _runs(rest, max(8, int(round(_RULE_V * height))), False)
-    sticks = _runs(rest, max(4, int(round(_SIDE_V * height))), False) & ~vert
-    if horiz.any() and sticks.any():
-        near_line = cv2.dilate(horiz.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        labels, st = _components(sticks)
-        width = st[:, 4] / np.maximum(st[:, 3], 1)
-        touching = np.zeros(len(st) + 1, bool)
-        touching[np.unique(labels[near_line & sticks])] = True
-        side = touching[1:] & (width <= 1.5 * t + 1.5)
-        vert |= np.isin(labels, np.flatnonzero(side) + 1)
-    removed = (horiz | vert) & mask
-    return mask & ~removed, removed
 
 
 # --------------------------------------------------------------------------- lines and glyphs
@@ -413,18 +363,19 @@ def find_spaces(gaps: Sequence[float], height: float) -> list[bool]:
     g = np.asarray(gaps, np.float64)
     if g.size == 0:
         return []
-    lo, hi = 0.25 * height, 0.9 * height
-    threshold = 0.5 * height
-    if g.size >= 2:
-        v, floor = np.sort(g), 0.05 * height
-        best = 0.0
-        for a, b in zip(v[:-1], v[1:]):  # the clearest jump between sorted gaps
-            ratio = b / max(a, floor)
-            if b >= lo and b - a >= 0.15 * height and ratio >= 1.5 and ratio > best:
-                best, threshold = ratio, (a + b) / 2.0
-        if best == 0.0:  # one group: all spaces (single letters far apart) or none
-            threshold = lo if float(np.median(g)) >= 0.6 * height else hi
-    threshold = min(max(threshold, lo), hi)
+    lo = 0.25 * height
+    if g.size == 1:  # nothing to compare with: half a body height apart is a space
+        return [bool(g[0] > min(max(0.5 * height, lo), 0.9 * height))]
+    v, floor = np.sort(g), 0.05 * height
+    best, threshold = 0.0, math.inf  # one group (evenly spaced letters): no space at all
+    for k in range(len(v) - 1):  # the clearest jump between sorted gaps
+        a, b = float(v[k]), float(v[k + 1])
+        if 2 * (k + 1) < len(v):  # letter gaps are the majority of a line's gaps
+            continue
+        typical = max(float(np.median(v[: k + 1])), floor)
+        ratio = b / max(a, floor)
+        if b >= lo and b - a >= 0.2 * height and b >= 2.0 * typical and ratio >= 1.5 and ratio > best:
+            best, threshold = ratio, max((a + b) / 2.0, lo)
     return [bool(x > threshold) for x in g]
 
 
@@ -455,6 +406,15 @@ def _build_line(parts: list[Glyph], small: list[Glyph], sw: float, removed: np.n
     if not any(g.mark is None for g in glyphs):
         return None
     glyphs.sort(key=lambda g: g.cx)
+    return Line(glyphs, line_spaces(glyphs, top, bottom, removed), top, bottom)
+
+
+def line_spaces(glyphs: Sequence[Glyph], top: float, bottom: float, removed: np.ndarray) -> list[bool]:
+    """Step 6 of the module docstring for a line's glyphs (left to right) with body band
+    ``top`` to ``bottom``: whether a space comes before each (the first: False).
+    ``removed`` is the form-line ink :func:`segment` took out (the walls of comb boxes)."""
+    if not glyphs:
+        return []
     gaps = [b.x - a.x1 for a, b in zip(glyphs, glyphs[1:])]
     spaces = find_spaces(gaps, bottom - top)
     walls = _walls(removed, top, bottom)
@@ -462,7 +422,40 @@ def _build_line(parts: list[Glyph], small: list[Glyph], sw: float, removed: np.n
         for k, (a, b) in enumerate(zip(glyphs, glyphs[1:])):
             n = _count_runs(walls[a.x1 : max(a.x1, b.x)])
             spaces[k] = spaces[k] if n == 0 else n >= 2
-    return Line(glyphs, [False] + spaces, top, bottom)
+    return [False] + spaces
+
+
+def _min_area(sw: float) -> float:
+    """Parts smaller than this (pixels) are specks."""
+    return max(3.0, _SPECK_SW2 * sw * sw)
+
+
+def writing_scale(mask: np.ndarray) -> tuple[float, float | None]:
+    """Step 1 of the module docstring: the stroke width and the character height of the
+    writing in a boolean ink mask (None when no part looks like writing). Parts cut by
+    the image's edge are left out of the height when the others hold a quarter of the ink or more."""
+    sw = stroke_width(mask)
+    min_area = _min_area(sw)
+    stats = components(mask)[1]
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    inside = (x > 0) & (y > 0) & (x + w < mask.shape[1]) & (y + h < mask.shape[0])
+    # parts cut by the image's edge (a neighbouring row of a form crop) do not show their
+    # height: measure the others when they hold a good share of the ink
+    whole = stats[inside] if area[inside & (area >= min_area)].sum() >= 0.25 * area[area >= min_area].sum() else stats
+    height = char_height(whole, min_area)
+    if height is None:  # nothing but lines and frames: take out long straight runs first
+        first = mask & ~runs(mask, max(8, int(round(12 * sw))), True)
+        height = char_height(components(first)[1], min_area)
+    return sw, height
+
+
+def without_form_lines(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its form lines removed (steps 1-2 of the module docstring), as the
+    segmentation sees it; unchanged when no writing is found in it."""
+    _, height = writing_scale(mask)
+    if height is None or height < MIN_HEIGHT:
+        return mask
+    return remove_form_lines(mask, height)[0]
 
 
 def segment(mask: np.ndarray | None) -> Layout:
@@ -471,17 +464,12 @@ def segment(mask: np.ndarray | None) -> Layout:
     if mask is None or not mask.any():
         empty = np.zeros((0, 0), bool) if mask is None else mask
         return Layout([], 0.0, 0.0, empty, np.zeros_like(empty))
-    sw = stroke_width(mask)
-    _, stats = _components(mask)
-    min_area = max(3.0, _SPECK_SW2 * sw * sw)
-    height = char_height(stats, min_area)
-    if height is None:  # nothing but lines and frames: take out long straight runs first
-        first = mask & ~_runs(mask, max(8, int(round(12 * sw))), True)
-        height = char_height(_components(first)[1], min_area)
+    sw, height = writing_scale(mask)
+    min_area = _min_area(sw)
     if height is None or height < MIN_HEIGHT:  # no writing, or too small to read: noise
         return Layout([], float(height or 0.0), sw, np.zeros_like(mask), mask.copy())
     kept, removed = remove_form_lines(mask, height)
-    labels, stats = _components(kept)
+    labels, stats = components(kept)
     speck = stats[:, 4] < min_area
     glyphs: list[Glyph] = []
     for i, (x, y, w, h, _) in enumerate(stats):
@@ -500,6 +488,22 @@ def segment(mask: np.ndarray | None) -> Layout:
             extra[int(np.argmin(dist))].append(s)
     lines = [ln for grp, ex in zip(groups, extra) if (ln := _build_line(grp, ex, sw, removed)) is not None]
     return Layout(lines, float(height), sw, kept, removed | (mask & ~kept))
+
+
+def glyph_crop(glyph: Glyph, flat: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """One character's picture for the classifier: its ink cut from the flattened image
+    ``flat`` (ink bright on black, :meth:`hcr.preprocess.InkMap.flattened`) with a margin,
+    every other ink pixel of the mask ``ink`` blanked out, on a black border all round."""
+    m = max(4, int(round(0.15 * max(glyph.w, glyph.h))))
+    h, w = flat.shape
+    x0, y0 = max(0, glyph.x - m), max(0, glyph.y - m)
+    x1, y1 = min(w, glyph.x1 + m), min(h, glyph.y1 + m)
+    own = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    own[glyph.y - y0 : glyph.y1 - y0, glyph.x - x0 : glyph.x1 - x0] = glyph.mask
+    allowed = (cv2.dilate(own, np.ones((5, 5), np.uint8)) > 0) & ~(ink[y0:y1, x0:x1] & (own == 0))
+    crop = np.zeros((y1 - y0 + 2 * m, x1 - x0 + 2 * m), np.uint8)
+    crop[m:-m, m:-m] = np.where(allowed, flat[y0:y1, x0:x1], 0)
+    return crop
 
 
 def cut_candidates(glyph: Glyph, height: float, max_cuts: int = 5) -> list[int]:

@@ -36,7 +36,7 @@ from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import SequenceConfig
 from .ctc import Decoded, decode
-from .data.lines import LineSamples, SyntheticLines, get_line_source
+from .data.lines import LineSamples, get_line_source
 from .errors import HcrError
 from .labels import CTCCodec
 from .lexicon import Lexicon
@@ -46,6 +46,7 @@ from .line_recognizer import LineRecognizer, line_log_probs_with, pad_lines, wid
 from .models.crnn import COLUMN_STRIDE, output_columns
 from .predictor import resolve_device
 from .preprocess import LineSpec, preprocess_line
+from .typeset import Drawn
 
 __all__ = ["LineSet", "LineRecognizer", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines", "width_batches"]  # LineRecognizer: from hcr.line_recognizer
 
@@ -75,7 +76,9 @@ class LineSet:
 def _content_key(samples: LineSamples) -> bytes:
     h = hashlib.sha256()
     for item, text in zip(samples.images, samples.texts):
-        if isinstance(item, (str, os.PathLike)):
+        if isinstance(item, Drawn):
+            h.update(repr(item).encode())
+        elif isinstance(item, (str, os.PathLike)):
             st = Path(item).stat()
             h.update(f"{item}|{st.st_size}|{st.st_mtime_ns}".encode())
         else:
@@ -85,12 +88,28 @@ def _content_key(samples: LineSamples) -> bytes:
     return h.digest()
 
 
-def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSpec, *, cache: bool = True, progress: bool = True, key: str | None = None, code: Sequence[str] = ()) -> LineSet:
+#: Lines per preprocessing task (and per worker process round).
+_CHUNK = 256
+
+
+def _preprocess_chunk(task: tuple[LineSamples, LineSpec, int]) -> list[tuple[int, np.ndarray]]:
+    """(index, uint8 line image) of the lines of a chunk the preprocessing does not find
+    blank; ``start`` is the chunk's first index in the whole set."""
+    samples, spec, start = task
+    out = []
+    for i in range(len(samples)):
+        p = preprocess_line(samples.image(i), spec, name=samples.ids[i])
+        if not p.blank:
+            out.append((start + i, np.round(p.image * 255).astype(np.uint8)))
+    return out
+
+
+def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSpec, *, cache: bool = True, progress: bool = True, key: str | None = None, code: Sequence[str] = (), workers: int | None = None) -> LineSet:
     """Preprocess every line (cached in the user cache, keyed by content, spec and code);
     lines the preprocessing finds blank are dropped and counted. ``samples`` may be a
     function making them, called only when the cache misses, with ``key`` naming what it
     makes and ``code`` the source files that make it (synthetic lines: no rendering when
-    they are cached)."""
+    they are cached). ``workers`` > 1 preprocesses (and renders) in that many processes."""
     from . import preprocess as _pp
 
     made: list[LineSamples] = []
@@ -102,20 +121,28 @@ def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSp
 
     def make() -> dict[str, np.ndarray]:
         samples = get()
-        flat: list[np.ndarray] = []
-        widths, keep = [], []
-        it = tqdm(range(len(samples)), desc=f"preprocess {samples.source}", unit="line", disable=not progress, leave=False, mininterval=0.5)
-        for i in it:
-            p = preprocess_line(samples.images[i], spec, name=samples.ids[i])
-            if p.blank:
-                continue
-            img = np.round(p.image * 255).astype(np.uint8)
-            flat.append(img.reshape(-1))
-            widths.append(img.shape[1])
-            keep.append(i)
+        chunks = [range(a, min(a + _CHUNK, len(samples))) for a in range(0, len(samples), _CHUNK)]
+        bar = tqdm(total=len(samples), desc=f"preprocess {samples.source}", unit="line", disable=not progress, leave=False, mininterval=0.5)
+        done: list[list[tuple[int, np.ndarray]]] = []
+        n_workers = min(workers or 1, len(chunks))
+        if n_workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(n_workers) as pool:
+                for c, part in zip(chunks, pool.map(_preprocess_chunk, [(samples.subset(list(c)), spec, c.start) for c in chunks])):
+                    done.append(part)
+                    bar.update(len(c))
+        else:
+            for c in chunks:
+                done.append(_preprocess_chunk((samples.subset(list(c)), spec, c.start)))
+                bar.update(len(c))
+        bar.close()
+        kept = [item for part in done for item in part]
+        flat = [img.reshape(-1) for _, img in kept]
         texts = "\x00".join(samples.texts).encode()
         ids = "\x00".join(samples.ids).encode()
-        return {"pixels": np.concatenate(flat) if flat else np.zeros(0, np.uint8), "widths": np.asarray(widths, np.int64), "keep": np.asarray(keep, np.int64),
+        return {"pixels": np.concatenate(flat) if flat else np.zeros(0, np.uint8), "widths": np.asarray([img.shape[1] for _, img in kept], np.int64),
+                "keep": np.asarray([i for i, _ in kept], np.int64),
                 "texts": np.frombuffer(texts, np.uint8), "ids": np.frombuffer(ids, np.uint8), "source": np.frombuffer(f"{samples.source}\x00{samples.citation}\x00{len(samples)}".encode(), np.uint8)}
 
     path = None
@@ -176,20 +203,26 @@ class SequenceFit:
 
 
 def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callable[[str], None]) -> tuple[list[LineSet], list[LineSet]]:
+    workers = min(os.cpu_count() or 1, 4)
     trains: list[LineSet] = []
     vals: list[LineSet] = []
     for spec_name in cfg.data:
         opts = dict(cfg.data_options.get(spec_name, {}))
-        src = get_line_source(spec_name, cfg.data_dir, **opts) if spec_name.startswith("synth:") else get_line_source(spec_name, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed, **opts)
+        repeat = int(opts.pop("repeat", 1))  # the training lines this many times per epoch
+        synthetic = spec_name.startswith(("synth:", "fonts:")) or spec_name == "printed"
+        src = get_line_source(spec_name, cfg.data_dir, **opts) if synthetic else get_line_source(spec_name, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed, **opts)
         t0 = time.perf_counter()
         for split, into in (("train", trains), ("val", vals)):
-            if isinstance(src, SyntheticLines):  # cached by recipe: no rendering on a hit
-                into.append(prepare_lines(functools.partial(src.load, split), spec, progress=progress, key=src.recipe_key(split), code=src.code_files()))
+            if synthetic:  # cached by recipe: no rendering on a hit
+                into.append(prepare_lines(functools.partial(src.load, split), spec, progress=progress, key=src.recipe_key(split), code=src.code_files(), workers=workers))
                 continue
             part = src.load(split)
             if split == "train" and cfg.max_train_samples and len(part) > cfg.max_train_samples:
                 part = part.subset(np.sort(np.random.default_rng(cfg.seed).permutation(len(part))[: cfg.max_train_samples]))
-            into.append(prepare_lines(part, spec, progress=progress))
+            into.append(prepare_lines(part, spec, progress=progress, workers=workers))
+        if repeat > 1:
+            t = trains[-1]
+            trains[-1] = LineSet(t.images * repeat, t.texts * repeat, t.ids * repeat, f"{t.source} x{repeat}", t.citation, t.blank_dropped)
         log(f"{spec_name}: train {len(trains[-1]):,} lines from {trains[-1].source}, val {len(vals[-1]):,} from {vals[-1].source} ({time.perf_counter() - t0:.0f} s)")
     return trains, vals
 

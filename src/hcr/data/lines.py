@@ -7,6 +7,18 @@ Two kinds of source, named by a spec string like the character data sets:
                 folder) and the images. The user's own words go here.
 ``dhsd``        the German handwritten street names (DHSD) placed in ``DATA_DIR/words/dhsd``
                 (the same layout; Riaz, Saifullah, Agne, Dengel, Ahmed, DFKI; CC BY 4.0).
+``fonts:KIND``  lines typeset in the fonts of ``KIND`` (``handwriting`` or ``printed``,
+                :mod:`hcr.data.fonts`) by :func:`hcr.typeset.typeset` and captured on
+                paper, ruled or squared paper or forms (:func:`hcr.typeset.capture`); the
+                texts are names, words, dates, numbers, amounts, codes, addresses
+                (:func:`hcr.texts.sample_text`). Whole font packages are held out for
+                validation (about ``val_fraction`` of them), so the validation lines are
+                in fonts training never saw. Options: ``count``, ``val_count``, ``seed``,
+                ``val_fraction``. The lines are rendered when first preprocessed.
+``printed``     lines of printed form labels and handwriting side by side, each character's
+                text replaced by its kind (``P`` or ``H``): the training data of the
+                printed tagger (:mod:`hcr.data.printed`). Options: ``count``,
+                ``val_count``, ``seed``.
 ``synth:DATA``  lines composed from the glyphs of the character data set ``DATA`` (e.g.
                 ``synth:emnist-byclass``) by :func:`hcr.compose.compose`, rendered in the
                 users' styles (:func:`hcr.render.render_line`; ``train_styles: false``
@@ -34,6 +46,7 @@ import numpy as np
 
 from ..errors import DataError, InputError, UnknownNameError
 from ..preprocess import ImageInput, load_image
+from ..typeset import Drawn
 from .base import resolve_data_dir
 
 DHSD_CITATION = (
@@ -47,7 +60,7 @@ LINE_SPLITS = ("all", "train", "val")
 class LineSamples:
     """Word or line images (paths, or arrays for synthetic lines) with their texts."""
 
-    images: list[ImageInput]
+    images: list[ImageInput | Drawn]
     texts: list[str]
     source: str = ""
     writers: list[str] | None = None
@@ -70,8 +83,13 @@ class LineSamples:
             [self.writers[i] for i in idx] if self.writers is not None else None, [self.ids[i] for i in idx], self.citation,
         )
 
+    def image(self, i: int) -> ImageInput:
+        """Line ``i`` as an image input (a synthetic line drawn on demand is rendered)."""
+        item = self.images[i]
+        return item.render() if isinstance(item, Drawn) else item
+
     def load_image(self, i: int) -> np.ndarray:
-        return load_image(self.images[i], name=self.ids[i])
+        return load_image(self.image(i), name=self.ids[i])
 
 
 def _writer_split(writers: Sequence[str], val_fraction: float, seed: int) -> np.ndarray:
@@ -200,6 +218,68 @@ class SyntheticLines:
         return LineSamples(images, texts, f"{self.name} ({split}: glyphs of {char_split})", citation=self.citation, ids=[f"{split}-{i}" for i in range(n)])
 
 
+#: Share of each kind's font packages held out for validation.
+FONT_VAL_FRACTION = 0.15
+
+
+def fonts_of_split(kind: str, split: str, seed: int = 0, val_fraction: float = FONT_VAL_FRACTION) -> list[Any]:
+    """The font files (:class:`hcr.data.fonts.FontFile`) of ``kind`` for ``split``: whole
+    packages, a seeded ``val_fraction`` of them held out for ``val``."""
+    from .fonts import font_files
+
+    fonts = font_files(kind)
+    held = _writer_split([f.package.name for f in fonts], val_fraction, seed)
+    return [f for f, v in zip(fonts, held) if v == (split == "val")]
+
+
+class FontLines:
+    """Lines typeset in fonts of one kind (see the module docstring)."""
+
+    def __init__(self, kind: str, *, count: int = 20000, val_count: int = 1000, seed: int = 0, val_fraction: float = FONT_VAL_FRACTION) -> None:
+        from .fonts import FONT_KINDS
+
+        if kind not in FONT_KINDS:
+            raise UnknownNameError("font kind", kind, list(FONT_KINDS))
+        if not 0.0 < val_fraction < 1.0:
+            raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.kind, self.count, self.val_count, self.seed, self.val_fraction = kind, count, val_count, seed, val_fraction
+        self.name = f"fonts:{kind}"
+        self.citation = f"{kind} fonts of the @fontsource packages (their licences: hcr.data.fonts.FONTS)"
+
+    def recipe_key(self, split: str) -> str:
+        """Every parameter the lines of ``split`` depend on (see :meth:`SyntheticLines.recipe_key`)."""
+        return f"{self.name}|{split}|{self.count}|{self.val_count}|{self.seed}|{self.val_fraction}"
+
+    @staticmethod
+    def code_files() -> tuple[str, ...]:
+        from .. import render, texts, typeset
+        from . import fonts
+
+        return (str(typeset.__file__), str(texts.__file__), str(render.__file__), str(fonts.__file__), __file__)
+
+    def load(self, split: str = "train") -> LineSamples:
+        from ..texts import ALPHABET, sample_text
+        from ..typeset import font_charset
+
+        if split not in ("train", "val"):
+            raise UnknownNameError("split", split, ["train", "val"])
+        fonts = fonts_of_split(self.kind, split, self.seed, self.val_fraction)
+        n = self.count if split == "train" else self.val_count
+        items: list[ImageInput | Drawn] = []
+        texts: list[str] = []
+        for i in range(n):
+            seed = (self.seed, 2 if split == "train" else 3, i)
+            rng = np.random.default_rng(list(seed))
+            font = fonts[int(rng.integers(len(fonts)))]
+            charset = font_charset(str(font.path), ALPHABET)
+            if font.package.name.endswith("-sc"):  # small capitals: lower case is drawn as capitals
+                charset = "".join(c for c in charset if not c.islower())
+            text = sample_text(rng, charset)
+            items.append(TypesetLine(text, str(font.path), seed))
+            texts.append(text)
+        return LineSamples(items, texts, f"{self.name} ({split}: {len(fonts)} fonts)", citation=self.citation, ids=[f"{split}-{i}" for i in range(n)])
+
+
 def _held_out_split(src: Any) -> str:
     """The character data set's evaluation split (dev-val for the shared EMNIST subset)."""
     if getattr(src, "default_val_split", None):
@@ -211,8 +291,8 @@ def _held_out_split(src: Any) -> str:
     raise DataError(f"{src.name}: no held-out split for validation lines (has {splits})")
 
 
-def get_line_source(spec: str, data_dir: str | Path | None = None, **options: Any) -> LineFolder | SyntheticLines:
-    """``lines:PATH``, ``dhsd`` or ``synth:DATA`` (see the module docstring)."""
+def get_line_source(spec: str, data_dir: str | Path | None = None, **options: Any) -> Any:
+    """``lines:PATH``, ``dhsd``, ``fonts:KIND`` or ``synth:DATA`` (see the module docstring)."""
     name, _, path = spec.partition(":")
     try:
         if name == "lines":
@@ -227,13 +307,19 @@ def get_line_source(spec: str, data_dir: str | Path | None = None, **options: An
                     "or point --data-dir / HCR_DATA_DIR at the folder holding words/dhsd"
                 )
             return LineFolder(folder, citation=DHSD_CITATION, name="dhsd", **options)
+        if name == "printed" and not path:
+            from .printed import TaggedLines
+
+            return TaggedLines(data_dir, **options)
+        if name == "fonts":
+            return FontLines(path or "handwriting", **options)
         if name == "synth":
             if not path:
                 raise DataError("synth:DATA needs a character data set, e.g. synth:emnist-byclass")
             return SyntheticLines(path, data_dir, **options)
     except TypeError as e:
         raise DataError(f"line data {spec!r} does not take the option(s) {sorted(options)}: {e}") from None
-    raise UnknownNameError("line data set", spec, ["lines:PATH", "dhsd", "synth:DATA"])
+    raise UnknownNameError("line data set", spec, ["lines:PATH", "dhsd", "fonts:KIND", "synth:DATA", "printed"])
 
 
 def decode_line(item: ImageInput, name: str) -> np.ndarray:

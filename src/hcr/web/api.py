@@ -164,6 +164,8 @@ class PredictOptions(_Options):
 
 class ReadOptions(_Options):
     context: bool = Field(True, description="let a word's letters or digits settle its look-alike characters (O/0, l/1) and case")
+    field: bool = Field(False, description="the image is one form field: answer its handwritten value only (no printed label, neighbouring rows or box lines); blank when it holds no handwriting")
+    keep_printed: bool = Field(False, description="read printed words too (each word says whether it is printed); by default printed labels are left out")
 
 
 class ErrorBody(BaseModel):
@@ -197,17 +199,29 @@ class ReadCharacter(BaseModel):
     word: int
     uncertain: bool
     mark: bool = Field(description="a punctuation mark recognised by its shape (confidence 1 by convention)")
+    printed: bool = Field(description="part of a printed word (only with keep_printed)")
+
+
+class ReadWordOut(BaseModel):
+    text: str
+    box: list[int]
+    printed: bool = Field(description="a printed word (a form's label), not handwriting")
 
 
 class ReadLineOut(BaseModel):
     text: str
     box: list[int]
+    printed: bool = Field(description="every word of the line is printed")
+    words: list[ReadWordOut]
 
 
 class ReadResponse(BaseModel):
     model: str
     file: str | None = None
     text: str = Field(description="the lines, joined by newlines; empty when nothing is written")
+    blank: bool = Field(description="nothing handwritten (or kept) was read: an empty field or page")
+    field: bool = Field(description="read as one form field (the field option)")
+    printed_only: bool = Field(description="writing was found, all of it printed")
     characters: list[ReadCharacter]
     lines: list[ReadLineOut]
     size: list[int] | None = Field(description="[width, height] of the image")
@@ -508,9 +522,9 @@ def create_app(config: ApiConfig | None = None, registry: ModelRegistry | None =
         opts = _merge_options(options, fields, ReadOptions)
 
         def work() -> dict[str, Any]:
-            reader = _resolve(lambda: registry.reader(opts.model, charset=opts.charset, ignore_case=opts.ignore_case, threshold=opts.threshold, context=opts.context))
+            reader = _resolve(lambda: registry.reader(opts.model, charset=opts.charset, ignore_case=opts.ignore_case, threshold=opts.threshold, context=opts.context, keep_printed=opts.keep_printed))
             try:
-                result = reader.read(data, name=name or "upload")
+                result = reader.read(data, name=name or "upload", field=opts.field)
             except InputError as e:
                 raise ApiError(400, "invalid_image", str(e)) from None
             result.file = name

@@ -8,7 +8,8 @@ only lays out controls and results.
 *Read as* (sidebar): **Auto** reads each image as text first and shows the text with the
 character boxes when it holds more than one character, else the single-character view
 (answer, top-5 chart, preprocessing stages and the 28x28 model input); **One character**
-and **Text** force one view.
+and **Text** force one view; **Form field** reads the handwritten value of a field crop
+(:meth:`hcr.reader.Reader.read_field`). Printed words are left out of the text.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from hcr.web.service import DEFAULT_MAX_UPLOAD_BYTES, ModelRegistry, annotated_r
 UPLOAD_MODEL = "Upload a model file..."
 ANY_CHARSET = "any"
 CUSTOM_CHARSET = "custom..."
-AUTO, ONE, TEXT = "Auto", "One character", "Text"
+AUTO, ONE, TEXT, FIELD = "Auto", "One character", "Text", "Form field"
 CANVAS_SIDE = 280
 TOP_K = 5
 STAGE_SIDE = 112  # pixels; a multiple of 28, so the model input is shown with square pixels
@@ -114,8 +115,9 @@ def sidebar(reg: ModelRegistry) -> Settings:
         ignore_case = st.checkbox("Ignore letter case", key="ignore_case", help="o/O, s/S, ... count as one answer")
         threshold = st.slider("Rejection threshold", 0.0, 1.0, 0.5, 0.05, key="threshold",
                               help="answers less confident than this are marked uncertain")
-        mode = st.radio("Read as", [AUTO, ONE, TEXT], key="mode", horizontal=True,
-                        help="Auto: text (with character boxes) when an image holds several characters, else one character")
+        mode = st.radio("Read as", [AUTO, ONE, TEXT, FIELD], key="mode", horizontal=True,
+                        help="Auto: text (with character boxes) when an image holds several characters, else one character; "
+                             "Form field: the handwritten value of a field crop, without its printed label or neighbouring rows")
     return Settings(model, charset, ignore_case, float(threshold), str(mode), max_upload_bytes())
 
 
@@ -143,7 +145,8 @@ def show_prediction(pre: Preprocessed, pred: Prediction, settings: Settings, nam
 def show_reading(result: ReadResult, name: str) -> None:
     """Several characters: the text, the boxes drawn on the image, each character's answers."""
     if not result.text:
-        st.warning(f"No writing found in {name}.")
+        what = "only printed text" if result.printed_only else "no handwriting (a blank field)" if result.field else "no writing"
+        st.warning(f"{name}: {what} found.")
     else:
         st.markdown("#### Text read")
         st.code(result.text, language=None)
@@ -163,8 +166,8 @@ def show_image(data: bytes, name: str, settings: Settings, reg: ModelRegistry) -
         check_upload(data, name, settings.max_bytes)
         if settings.mode != ONE:
             reader = reg.reader(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)
-            result = reader.read(data, name=name)
-            if settings.mode == TEXT or len(result.characters) > 1:
+            result = reader.read(data, name=name, field=settings.mode == FIELD)
+            if settings.mode in (TEXT, FIELD) or len(result.characters) > 1:
                 show_reading(result, name)
                 return
         predictor: Predictor = reg.predictor(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)

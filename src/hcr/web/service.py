@@ -31,6 +31,7 @@ from ..errors import HcrError, InputError, UnknownNameError
 from ..line_recognizer import LineRecognizer
 from ..predictor import Predictor
 from ..preprocess import Preprocessed
+from ..page import PrintedModel
 from ..reader import CrnnReader, ReadResult, Reader, split_charset
 
 #: Largest image accepted by the page and the API (bytes); the library's own limit is larger.
@@ -93,6 +94,7 @@ class ModelRegistry:
         self._entries: dict[str, ModelEntry] = {}
         self._base: dict[str, Predictor | LineRecognizer] = {}
         self._variants: OrderedDict[tuple[str, str | None, bool, float], Predictor] = OrderedDict()
+        self._printed: PrintedModel | None = None
         self.max_variants = max_variants
         if models is None:
             models = [m.name for t in tasks for m in list_pretrained(task=t)]
@@ -231,15 +233,26 @@ class ModelRegistry:
                 self._variants.popitem(last=False)
         return variant
 
-    def reader(self, name: str | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, context: bool = True) -> Reader | CrnnReader:
+    def printed_model(self) -> PrintedModel:
+        """The shipped printed-or-handwritten model (:mod:`hcr.page`), loaded on first use
+        and shared by every reader."""
+        with self._lock:
+            if self._printed is None:
+                self._printed = PrintedModel.load()
+            return self._printed
+
+    def reader(self, name: str | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, context: bool = True, keep_printed: bool = False) -> Reader | CrnnReader:
         """A :class:`~hcr.reader.Reader` on model ``name`` (a :class:`~hcr.reader.CrnnReader`
         for a word/line model, which reads whole lines and ignores ``context``); ``charset``
-        applies to every character, punctuation included (:func:`hcr.reader.split_charset`)."""
+        applies to every character, punctuation included (:func:`hcr.reader.split_charset`).
+        Printed words are told apart with the shipped printed model and left out unless
+        ``keep_printed``."""
         model = self.loaded_model(name)
+        printed = self.printed_model()
         if isinstance(model, LineRecognizer):
-            return CrnnReader(model.with_decoding(charset=charset, ignore_case=ignore_case) if charset else model, threshold=threshold)
+            return CrnnReader(model.with_decoding(charset=charset, ignore_case=ignore_case) if charset else model, threshold=threshold, printed=printed, keep_printed=keep_printed)
         model_charset, marks = split_charset(charset or None)
-        return Reader(self.predictor(name, charset=model_charset, ignore_case=ignore_case, threshold=threshold), punctuation=marks, context=context)
+        return Reader(self.predictor(name, charset=model_charset, ignore_case=ignore_case, threshold=threshold), punctuation=marks, context=context, printed=printed, keep_printed=keep_printed)
 
     def describe(self) -> list[dict[str, Any]]:
         """The models offered, for ``GET /v1/models`` and the page: name, description,

@@ -1,0 +1,161 @@
+"""Ink that is not writing: card and page edges, cell and grid lines, form rules and boxes.
+
+Both paths from pixels to characters call this module, so a frame is recognised the same
+way wherever it appears:
+
+- :func:`hcr.preprocess.find_ink` (one character, a word, a line or a page) drops
+  :func:`border_clutter`: what lives along the image's own edges. A character photographed
+  in a cell or on a card comes with pieces of the grid lines, the card's edge, the table
+  beyond it or a shadow at the border of the crop; a form crop comes with the cut-off
+  writing of the neighbouring rows. Their ink lies (almost) entirely in a band along the
+  edges, which a character (in the middle of its picture) never does.
+- :func:`hcr.segment.segment` then removes :func:`remove_form_lines` (rules, box edges,
+  underlines, comb ticks) between and around the characters it finds, judged against the
+  character height it measured.
+
+Everything works on boolean ink masks (ink ``True``); nothing here decodes images or knows
+about models.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["EDGE_BAND", "MIN_FRAMED_SIDE", "border_clutter", "components", "remove_form_lines", "runs"]
+
+#: Images shorter than this (pixels, either side) have no room for a frame around their
+#: writing: data-set arrays (28 x 28) and tight crops are left exactly as they are.
+MIN_FRAMED_SIDE = 48
+#: The border band: this share of the image's shorter side along each edge ...
+EDGE_BAND = 0.08
+#: ... holding at least this share of a connected part's ink ...
+EDGE_SHARE = 0.8
+#: ... which spans at least this share of the shorter side, makes the part clutter.
+EDGE_SPAN = 0.25
+#: Straight runs in the border band at least this share of the edge's length are edge
+#: lines even where writing touches them (a letter written over a cell's grid line).
+EDGE_RUN = 0.5
+
+# Sizes in character heights (H) for form lines; see remove_form_lines.
+_RULE_H = 2.5  # a horizontal run this many H long is a form line
+_RULE_V = 3.0  # a vertical run this many H long is a form line, wherever it is
+_SIDE_V = 0.4  # shorter vertical runs are never taken for the side of a box
+_DOT = 0.3  # a dot or dash of a dotted rule is at most this many H tall ...
+_DOT_GAP = 0.8  # ... and at most this many H from the next
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected parts: the label image and their stats rows (x, y, w, h, area), label
+    ``i + 1`` for row ``i``."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return labels, stats[1:, :5].astype(np.int64)
+
+
+def runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
+    """Pixels of ``mask`` on straight runs at least ``length`` long. The mask is first
+    thickened by a pixel across the run direction, so slightly tilted lines (which a
+    one-pixel run would step off) are found too."""
+    m = mask.astype(np.uint8)
+    across = np.ones((3, 1) if horizontal else (1, 3), np.uint8)
+    kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
+    opened = cv2.morphologyEx(cv2.dilate(m, across), cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return (opened > 0) & mask
+
+
+def _thickness(lines: np.ndarray, horizontal: bool) -> float:
+    """Median thickness of the line parts in ``lines`` (area over length)."""
+    _, st = components(lines)
+    if len(st) == 0:
+        return 1.0
+    length = st[:, 2] if horizontal else st[:, 3]
+    return float(np.median(st[:, 4] / np.maximum(length, 1)))
+
+
+def _restore_crossings(rest: np.ndarray, lines: np.ndarray, thickness: float, horizontal: bool) -> np.ndarray:
+    """Pixels of ``lines`` that a stroke of ``rest`` crossed: the gap the removed line
+    leaves in a stroke is closed across the line's direction, inside the line only."""
+    k = max(3, int(np.ceil(thickness)) + 3)
+    kernel = np.ones((k, 1) if horizontal else (1, k), np.uint8)
+    closed = cv2.morphologyEx(rest.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
+    return closed & lines
+
+
+def border_clutter(mask: np.ndarray) -> np.ndarray | None:
+    """The ink of ``mask`` that lives along the image's edges (see the module docstring),
+    or None when there is none or the image is smaller than :data:`MIN_FRAMED_SIDE`.
+
+    Clutter is (1) every connected part with at least :data:`EDGE_SHARE` of its ink in
+    the border band (:data:`EDGE_BAND` of the shorter side) that spans at least
+    :data:`EDGE_SPAN` of that side: grid and cell lines, card and page edges, the table
+    beyond them, cut-off writing of a neighbouring row; and (2) straight runs in the band
+    at least :data:`EDGE_RUN` of the edge long, where writing touches such a line (the
+    stroke pixels crossing it are kept)."""
+    h, w = mask.shape
+    side = min(h, w)
+    if side < MIN_FRAMED_SIDE or not mask.any():
+        return None
+    d = max(2, int(round(EDGE_BAND * side)))
+    rows = np.zeros((h, w), bool)
+    rows[:d] = rows[-d:] = True
+    cols = np.zeros((h, w), bool)
+    cols[:, :d] = cols[:, -d:] = True
+    labels, st = components(mask)
+    in_band = np.bincount(labels[(rows | cols) & mask], minlength=len(st) + 1)[1:]
+    span = np.maximum(st[:, 2], st[:, 3])
+    edge = (in_band >= EDGE_SHARE * st[:, 4]) & (span >= EDGE_SPAN * side)
+    clutter = np.isin(labels, np.flatnonzero(edge) + 1)
+    rest = mask & ~clutter
+    horiz = runs(rest, max(8, int(round(EDGE_RUN * w))), True) & rows
+    vert = runs(rest, max(8, int(round(EDGE_RUN * h))), False) & cols
+    for lines, horizontal in ((horiz, True), (vert, False)):
+        if lines.any():
+            lines &= ~_restore_crossings(rest & ~lines, lines, _thickness(lines, horizontal), horizontal)
+            clutter |= lines
+    return clutter if clutter.any() else None
+
+
+def remove_form_lines(mask: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Remove rules, box edges and underlines from a boolean ink mask whose characters are
+    about ``height`` pixels tall. Returns ``(kept, removed)``.
+
+    Straight horizontal runs longer than 2.5 character heights are removed, and where a
+    handwritten stroke crossed one its pixels are put back; vertical runs are removed when
+    longer than 3 character heights, or when they are about as thin as the removed
+    horizontal lines and touch one (the sides of a box, the ticks of a comb field). Rows of
+    small dots or dashes as long as a horizontal line are dotted rules: removed too."""
+    horiz = runs(mask, max(8, int(round(_RULE_H * height))), True)
+    rest = mask & ~horiz
+    t = 1.0
+    if horiz.any():
+        t = _thickness(horiz, True)
+        rest |= _restore_crossings(rest, horiz, t, True)
+        horiz &= ~rest
+    vert = runs(rest, max(8, int(round(_RULE_V * height))), False)
+    sticks = runs(rest, max(4, int(round(_SIDE_V * height))), False) & ~vert
+    if horiz.any() and sticks.any():
+        near_line = cv2.dilate(horiz.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        labels, st = components(sticks)
+        width = st[:, 4] / np.maximum(st[:, 3], 1)
+        touching = np.zeros(len(st) + 1, bool)
+        touching[np.unique(labels[near_line & sticks])] = True
+        side = touching[1:] & (width <= 1.5 * t + 1.5)
+        vert |= np.isin(labels, np.flatnonzero(side) + 1)
+    removed = (horiz | vert | _dotted(mask & ~(horiz | vert), height)) & mask
+    return mask & ~removed, removed
+
+
+def _dotted(mask: np.ndarray, height: float) -> np.ndarray:
+    """Dotted and dashed rules: small parts (under :data:`_DOT` character heights tall and
+    twice that wide) that, joined across gaps of up to :data:`_DOT_GAP` heights, make a
+    horizontal run as long as a form line."""
+    labels, st = components(mask)
+    small = (st[:, 3] <= _DOT * height) & (st[:, 2] <= 2 * _DOT * height)
+    if small.sum() < 4:
+        return np.zeros_like(mask)
+    dots = np.isin(labels, np.flatnonzero(small) + 1)
+    k = max(3, int(round(_DOT_GAP * height)))
+    joined = cv2.morphologyEx(dots.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((1, k), np.uint8)) > 0
+    rule = runs(joined, max(8, int(round(_RULE_H * height))), True)
+    hit = np.unique(labels[rule & dots])
+    return np.isin(labels, hit[hit > 0])
