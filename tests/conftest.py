@@ -36,3 +36,42 @@ def draw_glyph(size: int = 28, thickness: int | None = None) -> np.ndarray:
 def glyph() -> np.ndarray:
     """A synthetic 28x28 uint8 character "7": ink bright (255, anti-aliased edges) on black."""
     return draw_glyph(28)
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def handwritten(chars: str, height: int) -> list[np.ndarray]:
+    """Real handwriting for tests that need it: the EMNIST characters and digits of
+    samples/ (their ink, found by the shared preprocessing whatever the style), dark on
+    white, ``height`` pixels tall. Machine-drawn text (cv2's Hershey fonts) is printed, and
+    the reader leaves printed words out."""
+    from hcr.preprocess import find_ink
+
+    out = []
+    for ch in chars:
+        path = next(iter(sorted(SAMPLES.glob(f"digit_{ch}_*")) + sorted(SAMPLES.glob(f"char_{ch}_*"))))
+        found = find_ink(path)
+        ys, xs = np.nonzero(found.mask)
+        ink = found.flattened()[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32)
+        g = (255 - 235 * np.clip(ink / np.percentile(ink[ink > 0], 90), 0, 1)).astype(np.uint8)
+        out.append(cv2.resize(g, (max(1, round(g.shape[1] * height / g.shape[0])), height), interpolation=cv2.INTER_AREA))
+    return out
+
+
+def handwritten_line(text: str, height: int = 60, gap: float = 0.3) -> np.ndarray:
+    """``text`` (characters of samples/, spaces) in real handwriting on white paper, letters
+    ``gap`` heights apart (a space: three times that)."""
+    glyphs = iter(handwritten(text.replace(" ", ""), height))
+    pieces, x = [], height // 2
+    for ch in text:
+        if ch == " ":
+            x += int(2 * gap * height)
+            continue
+        g = next(glyphs)
+        pieces.append((g, x))
+        x += g.shape[1] + int(gap * height)
+    img = np.full((2 * height, x + height // 2), 245, np.uint8)
+    for g, gx in pieces:
+        img[height // 2 : height // 2 + g.shape[0], gx : gx + g.shape[1]] = np.minimum(img[height // 2 : height // 2 + g.shape[0], gx : gx + g.shape[1]], g)
+    return img

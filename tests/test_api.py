@@ -17,6 +17,8 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 import pytest
+
+from conftest import handwritten_line
 from PIL import Image
 
 from hcr import __version__
@@ -43,11 +45,9 @@ def png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def line_image(text: str = "2024") -> bytes:
-    """Dark handwriting-like text on white paper, as PNG bytes."""
-    img = np.full((200, 120 + 110 * len(text)), 245, np.uint8)
-    cv2.putText(img, text, (40, 150), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 3.0, 30, 8, cv2.LINE_AA)
-    return png(img)
+def line_image(text: str = "2357") -> bytes:
+    """Real handwriting (the characters of samples/) on white paper, as PNG bytes."""
+    return png(handwritten_line(text))
 
 
 def upload(path: Path, mime: str = "image/png") -> dict[str, Any]:
@@ -237,16 +237,33 @@ def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
 
 
 def test_read_returns_text_boxes_and_confidences(client: TestClient) -> None:
-    r = client.post("/v1/read", params={"model": "digits"}, files={"file": ("line.png", line_image("2024"), "image/png")})
+    r = client.post("/v1/read", params={"model": "digits"}, files={"file": ("line.png", line_image("2357"), "image/png")})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["text"] == "2024" and body["model"] == "digits" and body["file"] == "line.png"
-    assert [c["char"] for c in body["characters"]] == list("2024")
+    assert body["text"] == "2357" and body["model"] == "digits" and body["file"] == "line.png"
+    assert [c["char"] for c in body["characters"]] == list("2357") and not body["blank"]
     xs = [c["box"][0] for c in body["characters"]]
     assert xs == sorted(xs) and all(len(c["box"]) == 4 and 0 < c["confidence"] <= 1 for c in body["characters"])
-    assert body["lines"][0]["text"] == "2024" and body["size"] == [560, 200]
+    assert body["lines"][0]["text"] == "2357" and body["size"] == list(cv2.imdecode(np.frombuffer(line_image("2357"), np.uint8), 0).shape[::-1])
+    assert body["lines"][0]["words"] == [{"text": "2357", "box": body["lines"][0]["box"], "printed": False}]
     empty = client.post("/v1/read", files=upload(SAMPLES / "blank_canvas.png")).json()
-    assert empty["text"] == "" and empty["characters"] == []
+    assert empty["text"] == "" and empty["characters"] == [] and empty["blank"]
+
+
+def test_read_a_form_field_with_its_printed_label(client: TestClient) -> None:
+    from PIL import ImageDraw, ImageFont
+
+    line = handwritten_line("2357", 40)
+    img = np.full((line.shape[0] + 20, line.shape[1] + 140), 245, np.uint8)
+    img[10 : 10 + line.shape[0], 140:] = line
+    page = Image.fromarray(img)
+    ImageDraw.Draw(page).text((6, 52), "DATE :", font=ImageFont.load_default(size=16), fill=20)
+    data = png(np.asarray(page))
+    field = client.post("/v1/read", params={"field": "true"}, files={"file": ("f.png", data, "image/png")}).json()
+    assert field["text"] == "2357" and field["field"] and not field["blank"] and not field["printed_only"]
+    kept = client.post("/v1/read", params={"keep_printed": "true"}, files={"file": ("f.png", data, "image/png")}).json()
+    words = kept["lines"][0]["words"]
+    assert words[0]["printed"] and not words[-1]["printed"] and words[-1]["text"] == "2357"
 
 
 def test_a_server_reads_words_with_the_word_model(tmp_path: Path) -> None:
@@ -257,7 +274,7 @@ def test_a_server_reads_words_with_the_word_model(tmp_path: Path) -> None:
         by_name = {m["name"]: m for m in c.get("/v1/models").json()["models"]}
         assert by_name["chars"]["task"] == "classify" and by_name["words"]["task"] == "sequence"
         assert {"ä", "ß", "a", "Z", "7", " "} <= set(by_name["words"]["classes"])
-        image = line_image("Anna")
+        image = line_image("2357")
         r = c.post("/v1/read", params={"model": "words"}, files={"file": ("word.png", image, "image/png")})
         assert r.status_code == 200, r.text
         body = r.json()

@@ -285,7 +285,7 @@ def test_every_recipe_loads(recipe: Path) -> None:
     cfg.validate()
     if isinstance(cfg, SequenceConfig):  # a word/line recipe: line data sets, a sequence model
         assert cfg.model in list_models("sequence")
-        assert all(d.split(":")[0] in ("lines", "dhsd", "synth") for d in cfg.data)
+        assert all(d.split(":")[0] in ("lines", "dhsd", "synth", "fonts") for d in cfg.data)
         assert all(d.split(":", 1)[1] in SOURCES for d in cfg.data if d.startswith("synth:"))
         return
     assert cfg.model in list_models("classify") and cfg.data.split(":")[0] in SOURCES

@@ -33,6 +33,8 @@ def test_the_three_models_are_shipped_with_cards_recipes_and_a_size_budget() -> 
         if m.runtime:
             assert sha256_file(pt.HERE / m.runtime["file"]) == m.runtime["sha256"]
         total += (m.bytes + (m.runtime["bytes"] if m.runtime else 0)) if m.task == "classify" else 0
+        if m.task == "sequence":  # a word/line model: at most 15 MB with its runtime file (issue 15)
+            assert m.bytes + (m.runtime["bytes"] if m.runtime else 0) <= 15 * 1024 * 1024
         card = m.card_path.read_text()
         # a card names its data, split, metrics, size, licence/credit and reproduction command
         for needle in ("## Data", "## Metrics", "## Reproduce", "## Licence", m.config, "parameters"):

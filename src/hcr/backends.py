@@ -119,6 +119,16 @@ class ModelMeta:
     versions: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # every field of the spec, defaults filled in: a file written before a field existed
+        # (frames) describes the same preprocessing as one written after
+        from .preprocess import LineSpec
+
+        try:
+            object.__setattr__(self, "preprocess", (LineSpec if self.task == "sequence" else PreprocessSpec).from_dict(self.preprocess).to_dict())
+        except (TypeError, ValueError):
+            pass  # a bad spec is reported where it is used, with the file's name
+
     @property
     def num_classes(self) -> int:
         if self.task == "sequence":

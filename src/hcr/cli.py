@@ -476,7 +476,8 @@ def cmd_read(args: argparse.Namespace) -> int:
         from .reader import CrnnReader
 
         reader = CrnnReader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
-                                 device=args.device, lexicon=args.lexicon, beam_width=args.beam, keep_printed=args.keep_printed)
+                                 device=args.device, lexicon=args.lexicon, beam_width=args.beam, keep_printed=args.keep_printed,
+                                 context=not args.no_context)
         model_name = reader.recognizer.meta.get("pretrained") or args.model or "words"
     else:
         if args.beam:

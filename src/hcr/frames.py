@@ -58,8 +58,11 @@ def runs(mask: np.ndarray, length: int, horizontal: bool) -> np.ndarray:
     one-pixel run would step off) are found too."""
     m = mask.astype(np.uint8)
     across = np.ones((3, 1) if horizontal else (1, 3), np.uint8)
+    thick = cv2.dilate(m, across)
+    if int(thick.sum(axis=1 if horizontal else 0).max(initial=0)) < length:  # no row (column) holds such a run
+        return np.zeros(mask.shape, bool)
     kernel = np.ones((1, length) if horizontal else (length, 1), np.uint8)
-    opened = cv2.morphologyEx(cv2.dilate(m, across), cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    opened = cv2.morphologyEx(thick, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return (opened > 0) & mask
 
 
@@ -96,6 +99,8 @@ def border_clutter(mask: np.ndarray) -> np.ndarray | None:
     if side < MIN_FRAMED_SIDE or not mask.any():
         return None
     d = max(2, int(round(EDGE_BAND * side)))
+    if not (mask[:d].any() or mask[-d:].any() or mask[:, :d].any() or mask[:, -d:].any()):
+        return None  # nothing in the band
     rows = np.zeros((h, w), bool)
     rows[:d] = rows[-d:] = True
     cols = np.zeros((h, w), bool)
@@ -106,8 +111,15 @@ def border_clutter(mask: np.ndarray) -> np.ndarray | None:
     edge = (in_band >= EDGE_SHARE * st[:, 4]) & (span >= EDGE_SPAN * side)
     clutter = np.isin(labels, np.flatnonzero(edge) + 1)
     rest = mask & ~clutter
-    horiz = runs(rest, max(8, int(round(EDGE_RUN * w))), True) & rows
-    vert = runs(rest, max(8, int(round(EDGE_RUN * h))), False) & cols
+    horiz = np.zeros_like(mask)
+    vert = np.zeros_like(mask)
+    e = d + 2  # the band and a little more: a run is looked for in the strips along the edges only
+    for sl in (np.s_[:e], np.s_[h - e :]):
+        horiz[sl] |= runs(rest[sl], max(8, int(round(EDGE_RUN * w))), True)
+    for sl in (np.s_[:, :e], np.s_[:, w - e :]):
+        vert[sl] |= runs(rest[sl], max(8, int(round(EDGE_RUN * h))), False)
+    horiz &= rows
+    vert &= cols
     for lines, horizontal in ((horiz, True), (vert, False)):
         if lines.any():
             lines &= ~_restore_crossings(rest & ~lines, lines, _thickness(lines, horizontal), horizontal)

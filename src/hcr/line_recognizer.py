@@ -27,6 +27,9 @@ from .preprocess import ImageInput, LineSpec, Preprocessed, preprocess_line
 
 __all__ = ["LineRecognizer", "line_log_probs_with", "pad_lines", "stride_of", "width_batches"]
 
+#: A line whose letters and digits are this share of one kind is read as that kind
+#: (:meth:`LineRecognizer.decode_in_context`).
+KIND_SHARE = 0.75
 #: Column stride of a CRNN built without a ``stride`` kwarg (every model file from before it);
 #: :data:`hcr.models.crnn.COLUMN_STRIDE` is this value.
 DEFAULT_STRIDE = 2
@@ -151,12 +154,31 @@ class LineRecognizer:
             lp = log_softmax(np.where(self.allowed, lp, -np.inf))
         return decode(lp, self.codec, beam_width=self.beam_width, lexicon=self.lexicon)
 
-    def recognize_inputs(self, inputs: Sequence[Preprocessed]) -> list[Decoded]:
-        """Decode already-preprocessed lines (blank ones give empty text without the network)."""
+    def decode_in_context(self, lp: np.ndarray) -> Decoded:
+        """:meth:`decode`, then, when neither a charset nor a lexicon is set and at least
+        :data:`KIND_SHARE` of the letters and digits read (two or more) are of one kind, the
+        line decoded again with the other kind left out: a name is letters (``DUB015`` ->
+        ``DUBOIS``), a date or an amount digits and punctuation. The same rule as the
+        segmentation engine's context (:mod:`hcr.reader`, step 5), for a whole line."""
+        dec = self.decode(lp)
+        if self.allowed is not None or self.lexicon is not None:
+            return dec
+        kinds = [c.isdigit() for c in dec.text if c.isalnum()]
+        if len(kinds) < 2:
+            return dec
+        digits = sum(kinds) >= KIND_SHARE * len(kinds)
+        if not digits and len(kinds) - sum(kinds) < KIND_SHARE * len(kinds):
+            return dec
+        keep = np.asarray([True] + [(not c.isalpha()) if digits else (not c.isdigit()) for c in self.codec.alphabet])
+        return decode(log_softmax(np.where(keep, lp, -np.inf)), self.codec, beam_width=self.beam_width)
+
+    def recognize_inputs(self, inputs: Sequence[Preprocessed], *, context: bool = False) -> list[Decoded]:
+        """Decode already-preprocessed lines (blank ones give empty text without the
+        network); ``context``: :meth:`decode_in_context`."""
         todo = [i for i, p in enumerate(inputs) if not p.blank]
         out = [Decoded("") for _ in inputs]
         for i, lp in zip(todo, self.log_probs([inputs[i].image for i in todo])):
-            out[i] = self.decode(lp)
+            out[i] = self.decode_in_context(lp) if context else self.decode(lp)
         return out
 
     def recognize(self, image: ImageInput, *, name: str | None = None) -> Decoded:

@@ -3,97 +3,93 @@ and which line is a field's value. Both reading engines (:mod:`hcr.reader`) star
 
 1. **Ink and layout**: :func:`hcr.preprocess.find_ink` (frames and card edges dropped) and
    :func:`hcr.segment.segment` (form lines removed, lines, characters, marks).
-2. **Printed or handwritten**: each line's ink goes through the shipped ``printed`` tagger
-   (:class:`PrintedModel`, a small CRNN that tags every character of a line ``P`` or
-   ``H``; see ``src/hcr/pretrained/printed.md``), and each character gets the tags that fall
-   on it. Within a line the characters are labelled in runs (:func:`printed_runs`): the
-   labelling that best agrees with the tags, where changing from printed to handwritten costs
-   :data:`SWITCH_AT_GAP` at a wide gap (at least :data:`WIDE_GAP` times the taller of its
-   two characters) and :data:`SWITCH_IN_WORD` elsewhere, so a form label (``NOM :``) and
-   the name after it separate cleanly while one unsure letter does not flip alone. A
-   character no tag fell on takes its neighbours' side. (The layout's own spaces are no guide
-   here: in a line of a tight printed label and a comb-spaced name they fall between
-   every handwritten letter.)
+2. **Printed or handwritten**: every character's crop (:func:`hcr.segment.glyph_crop`)
+   goes through the shipped ``printed`` classifier (:class:`PrintedModel`; trained on
+   typeset text against real handwriting captured alike, see
+   ``src/hcr/pretrained/printed.md``). Within a line the characters are labelled in runs
+   (:func:`printed_runs`): the labelling that best agrees with the classifier, where
+   changing from printed to handwritten costs :data:`SWITCH_AT_GAP` at a wide gap (at least
+   :data:`WIDE_GAP` times the taller of its two characters) and :data:`SWITCH_IN_WORD`
+   elsewhere, so a form label (``NOM :``) and the name after it separate cleanly while one
+   unsure letter does not flip alone. The classifier was trained on equal numbers of both
+   kinds; the runs weigh its answers with a prior of :data:`PRINTED_PRIOR` for print
+   instead, because the two mistakes do not cost the same: a label kept adds a few
+   characters to the text, handwriting dropped loses the answer. (The layout's own spaces
+   are no guide here: in a line of a tight printed label and a comb-spaced name they fall
+   between every handwritten letter.)
 3. **Spaces** are found again among the handwritten characters alone
    (:func:`hcr.segment.line_spaces`): a printed label's tight letters no longer set the
    scale for the comb-spaced name beside it.
 4. **Field** (``field=True``): the value of a field crop is the one handwritten line that
    fills it: the most handwritten ink, weighed by how central the line sits; a line whose
    characters are cut by the crop's top or bottom edge is a neighbouring row, a quarter as
-   likely (:func:`field_line`).
+   likely (:func:`field_line`). Within that line, the value is its run of handwriting with
+   the most ink (:func:`value_run`): a label separates it from whatever is left of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
 
 from .errors import ModelFileError
-from .line_recognizer import LineRecognizer
-from .preprocess import InkMap, PreprocessSpec, find_ink
-from .segment import Glyph, Layout, Line, line_spaces, segment
+from .predictor import Predictor
+from .preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
+from .segment import Glyph, Layout, Line, glyph_crop, line_spaces, segment
 
-__all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "printed_runs", "wide_gaps"]
+__all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "printed_runs", "value_run", "wide_gaps"]
 
 #: The shipped printed-or-handwritten classifier.
 PRINTED_MODEL = "printed"
 #: Cost (in nats of the classifier's evidence) of changing sides at a wide gap ...
-SWITCH_AT_GAP = 1.5
+SWITCH_AT_GAP = 2.0
 #: ... and at a narrower one.
 SWITCH_IN_WORD = 4.0
 #: A gap this many times the taller of its two characters is wide.
 WIDE_GAP = 0.8
+#: The prior probability of print the runs weigh the classifier's answers with: a lone
+#: character is taken for print only when the classifier gives it more than 0.8.
+PRINTED_PRIOR = 0.2
 #: A line cut by the crop's top or bottom edge counts this much in a field.
 CUT_WEIGHT = 0.25
 
 
 class PrintedModel:
-    """The ``printed`` tagger (or another sequence model file whose alphabet is ``H``,
-    ``P`` and space): a small CRNN that tags each character of a line printed (``P``) or
-    handwritten (``H``), trained on form rows of printed labels beside real handwriting
-    (:mod:`hcr.data.printed`). It reads the whole line, so the context (a tight,
-    baseline-true label beside freer or comb-spaced writing) decides, not one character."""
+    """The ``printed`` classifier (or another two-class model file with the classes
+    ``handwritten`` and ``printed``): the probability that a character is printed."""
 
-    def __init__(self, recognizer: LineRecognizer) -> None:
-        alphabet = set(recognizer.codec.alphabet) - {" "}
-        if alphabet != {"H", "P"}:
-            raise ModelFileError(f"{recognizer.backend.source}: a printed tagger's alphabet is H, P and space, not {sorted(alphabet)}")
-        self.recognizer = recognizer
+    def __init__(self, predictor: Predictor) -> None:
+        symbols = predictor.label_map.symbols
+        if sorted(symbols) != ["handwritten", "printed"]:
+            raise ModelFileError(f"{predictor.meta.get('source', 'model')}: a printed/handwritten model has the classes handwritten and printed, not {list(symbols)}")
+        self.predictor = predictor
+        self.index = symbols.index("printed")
+        self.spec = replace(predictor.spec, polarity="light-on-dark")  # crops are cut from the ink-bright image
 
     @classmethod
     def load(cls, model: str | os.PathLike[str] = PRINTED_MODEL, *, device: str = "cpu") -> "PrintedModel":
-        return cls(LineRecognizer.load(model, device=device))
+        return cls(Predictor.load(model, device=device))
 
-    def probabilities(self, glyphs: Sequence[Glyph], flat: np.ndarray) -> list[float | None]:
-        """P(printed) of each glyph of one line (left to right), from tagging the line's
-        ink (``flat``: ink bright on black, the glyphs' own pixels kept); None for a glyph
-        no tag fell on."""
-        if not glyphs:
-            return []
-        mask = np.zeros(flat.shape, bool)
-        for g in glyphs:
-            mask[g.y : g.y1, g.x : g.x1] |= g.mask
-        pre = self.recognizer.preprocess(np.where(mask, flat, 0).astype(np.uint8))
-        if pre.blank or pre.box is None:
-            return [None] * len(glyphs)
-        dec = self.recognizer.recognize_inputs([pre])[0]
-        spec, stride = self.recognizer.spec, self.recognizer.stride
-        bx, _, bw, _ = pre.box
-        f = (pre.image.shape[1] - 2 * spec.pad) / max(bw, 1)
-        votes: list[list[float]] = [[] for _ in glyphs]
-        centres = np.asarray([g.cx for g in glyphs])
-        for c in dec.chars:
-            if c.char not in "HP":
-                continue
-            x = bx + ((c.columns[0] + c.columns[1] + 1) / 2 * stride - spec.pad) / f
-            inside = [k for k, g in enumerate(glyphs) if g.x - 1 <= x <= g.x1 + 1]
-            k = inside[0] if len(inside) == 1 else int(np.argmin(np.abs(centres - x)))
-            votes[k].append(c.confidence if c.char == "P" else 1.0 - c.confidence)
-        return [float(np.mean(v)) if v else None for v in votes]
+    def probabilities(self, glyphs: Sequence[Glyph], flat: np.ndarray, ink: np.ndarray, inputs: dict[int, Preprocessed] | None = None) -> list[float | None]:
+        """P(printed) of each glyph (None for one the preprocessing finds blank); ``flat``
+        and ``ink``: the page's flattened image and ink mask (:func:`hcr.segment.glyph_crop`).
+        ``inputs`` (if given) receives each glyph's model input, by ``id(glyph)``: a
+        character classifier with the same spec reads them as they are."""
+        made = [preprocess(glyph_crop(g, flat, ink), self.spec) for g in glyphs]
+        if inputs is not None:
+            inputs.update((id(g), p) for g, p in zip(glyphs, made))
+        out: list[float | None] = [None] * len(glyphs)
+        todo = [i for i, p in enumerate(made) if not p.blank]
+        if todo:
+            probs = self.predictor.backend.probs(np.stack([made[i].image for i in todo]), temperature=self.predictor.temperature)
+            for i, q in zip(todo, probs[:, self.index]):
+                out[i] = float(q)
+        return out
 
 
 def printed_runs(p: Sequence[float | None], wide: Sequence[bool]) -> list[bool]:
@@ -108,7 +104,7 @@ def printed_runs(p: Sequence[float | None], wide: Sequence[bool]) -> list[bool]:
     for i, q in enumerate(p):
         if q is not None:
             q = min(max(float(q), eps), 1 - eps)
-            cost[i] = (-math.log(1 - q), -math.log(q))
+            cost[i] = (-math.log((1 - q) * (1 - PRINTED_PRIOR)), -math.log(q * PRINTED_PRIOR))
     total = cost[0].copy()
     back = np.zeros((n, 2), np.int64)
     for i in range(1, n):
@@ -148,14 +144,17 @@ class PageLine:
 
 @dataclass
 class Page:
-    """What :func:`analyse` found: the decoded ``grey`` image, its ink, layout, lines and
-    the field's line (an index into ``lines``; None when not asked for or not found)."""
+    """What :func:`analyse` found: the decoded ``grey`` image, its ink, layout, lines, the
+    field's line (an index into ``lines``; None when not asked for or not found), and the
+    printed model's input of each glyph (``inputs``, made with ``input_spec``)."""
 
     grey: np.ndarray
     found: InkMap
     layout: Layout
     lines: list[PageLine]
     field: int | None = None
+    inputs: dict[int, Preprocessed] = dataclasses.field(default_factory=dict, repr=False)  # the printed model's input per glyph (by id)
+    input_spec: PreprocessSpec | None = None  # ... made with this spec
 
     @property
     def flat(self) -> np.ndarray:
@@ -198,18 +197,36 @@ def analyse(grey: np.ndarray, ink_spec: PreprocessSpec, printed: PrintedModel | 
     found = find_ink(grey, ink_spec)
     layout = segment(found.mask)
     lines: list[PageLine] = []
+    inputs: dict[int, Preprocessed] = {}
     if found.mask is not None and layout.lines:
         flat = found.flattened()
         for ln in layout.lines:
             if printed is not None:
-                p = printed.probabilities(ln.glyphs, flat)
+                p = printed.probabilities(ln.glyphs, flat, found.mask, inputs)
                 flags = printed_runs(p, wide_gaps(ln.glyphs))
             else:
                 flags = [False] * len(ln.glyphs)
             hand = [g for g, f in zip(ln.glyphs, flags) if not f]
             spaces = line_spaces(hand, ln.top, ln.bottom, layout.removed) if hand else []
             lines.append(PageLine(ln, flags, hand, spaces))
-    page = Page(grey, found, layout, lines)
+    page = Page(grey, found, layout, lines, inputs=inputs, input_spec=printed.spec if printed is not None else None)
     if field:
         page.field = field_line(lines, grey.shape)
+        if page.field is not None:
+            pl = lines[page.field]
+            pl.hand = value_run(pl)
+            pl.hand_spaces = line_spaces(pl.hand, pl.line.top, pl.line.bottom, layout.removed)
     return page
+
+
+def value_run(pl: PageLine) -> list[Glyph]:
+    """A field line's value: of its runs of handwritten characters (the stretches between
+    printed ones), the one with the most ink; a stamp or a scrap before the label is not
+    part of the value written after it."""
+    runs: list[list[Glyph]] = [[]]
+    for g, printed in zip(pl.line.glyphs, pl.printed):
+        if printed:
+            runs.append([])
+        else:
+            runs[-1].append(g)
+    return max(runs, key=lambda r: sum(g.area for g in r if g.mark is None))

@@ -466,11 +466,13 @@ class Reader(_PageReading):
         through :func:`hcr.preprocess.preprocess` with the model's spec."""
         return preprocess(glyph_crop(glyph, flat, ink), self._glyph_spec)
 
-    def _classify(self, glyphs: Sequence[Glyph], flat: np.ndarray, ink: np.ndarray) -> list[_Char | None]:
-        """Answer probabilities of each glyph (None for a glyph the preprocessing finds blank)."""
+    def _classify(self, glyphs: Sequence[Glyph], flat: np.ndarray, ink: np.ndarray, page: Page | None = None) -> list[_Char | None]:
+        """Answer probabilities of each glyph (None for a glyph the preprocessing finds
+        blank); the inputs the page analysis made are used where the specs agree."""
         if not glyphs:
             return []
-        inputs = [self.glyph_input(g, flat, ink) for g in glyphs]
+        made = page.inputs if page is not None and page.input_spec == self._glyph_spec else {}
+        inputs = [made.get(id(g)) or self.glyph_input(g, flat, ink) for g in glyphs]
         preds: list[Prediction] = self.predictor.predict_inputs(inputs, top_k=self.predictor.answer_filter.num_answers)
         return [None if p.blank else _Char(g, dict(p.top_k), p.input) for g, p in zip(glyphs, preds)]
 
@@ -574,7 +576,7 @@ class Reader(_PageReading):
         todo = self._to_read(page)
         flat, ink = page.flat, page.found.mask
         glyphs = [g for line in todo for g, _, _ in line.items if g.mark is None]
-        answers = iter(self._classify(glyphs, flat, ink) if ink is not None else [])
+        answers = iter(self._classify(glyphs, flat, ink, page) if ink is not None else [])
         for line in todo:
             chars: list[_Char] = []
             spaces: list[bool] = []
@@ -638,43 +640,61 @@ class CrnnReader(_PageReading):
     the field's line) says what to read; each line's handwriting (with ``keep_printed``,
     also each run of printed words, read on its own) is cut out with everything else
     blanked, goes through :func:`hcr.preprocess.preprocess_line` and the CRNN, and the
-    characters' boxes come from the columns CTC aligns them to. An image of one line with
-    no printed words is read whole, as the segmentation kept its ink."""
+    characters' boxes come from the columns CTC aligns them to. A space the network reads
+    stays where the line's own spacing sees one (:meth:`_agree_spaces`); ``context``: a
+    span of mostly letters is read as letters, of mostly digits as digits
+    (:meth:`hcr.line_recognizer.LineRecognizer.decode_in_context`)."""
 
-    def __init__(self, recognizer: Any, *, threshold: float = 0.5, printed: PrintedModel | None = None, keep_printed: bool = False) -> None:
+    def __init__(self, recognizer: Any, *, threshold: float = 0.5, printed: PrintedModel | None = None, keep_printed: bool = False, context: bool = True) -> None:
         self.recognizer = recognizer
         self.threshold = threshold
+        self.context = context
         self.printed, self.keep_printed = printed, keep_printed
 
     @classmethod
-    def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, beam_width: int | None = None, printed: str | None = PRINTED_MODEL, keep_printed: bool = False) -> "CrnnReader":
+    def load(cls, model: str | os.PathLike[str] | None = None, *, charset: str | None = None, ignore_case: bool = False, threshold: float = 0.5, device: str = "cpu", lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, beam_width: int | None = None, printed: str | None = PRINTED_MODEL, keep_printed: bool = False, context: bool = True) -> "CrnnReader":
         from .line_recognizer import LineRecognizer
 
         recognizer = LineRecognizer.load(model, charset=charset, ignore_case=ignore_case, device=device, lexicon=lexicon, beam_width=beam_width)
-        return cls(recognizer, threshold=threshold, printed=_printed_model(printed, device), keep_printed=keep_printed)
+        return cls(recognizer, threshold=threshold, printed=_printed_model(printed, device), keep_printed=keep_printed, context=context)
 
-    def _spans(self, page: Page) -> list[list[tuple[np.ndarray, int, int, bool]]]:
-        """Per line to read, its spans: (ink-bright crop, x, y, printed), left to right."""
+    def _spans(self, page: Page) -> list[list[tuple[np.ndarray, int, int, bool, list[tuple[Glyph, bool, bool]]]]]:
+        """Per line to read, its spans left to right: (ink-bright crop, x, y, printed, the
+        span's glyphs with their spaces)."""
         mask = page.found.mask
         if mask is None:
             return []
         flat = page.flat
-        todo = self._to_read(page)
-        if page.field is None and len(page.lines) == 1 and not any(page.lines[0].printed):
-            return [[(np.where(page.layout.ink, flat, 0).astype(np.uint8), 0, 0, False)]]
         margin = max(2, int(round(page.layout.char_height * 0.3)))
         out = []
-        for line in todo:
-            spans: list[tuple[np.ndarray, int, int, bool]] = []
-            for printed, items in itertools.groupby(line.items, key=lambda it: it[2]):
+        for line in self._to_read(page):
+            spans = []
+            for printed, group in itertools.groupby(line.items, key=lambda it: it[2]):
+                items = list(group)
                 m = np.zeros_like(mask)
                 for g, _, _ in items:
                     m[g.y : g.y1, g.x : g.x1] |= g.mask
                 ys, xs = np.nonzero(m)
                 y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, m.shape[0])
                 x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, m.shape[1])
-                spans.append((np.where(m, flat, 0)[y0:y1, x0:x1].astype(np.uint8), x0, y0, printed))
+                spans.append((np.where(m, flat, 0)[y0:y1, x0:x1].astype(np.uint8), x0, y0, printed, items))
             out.append(spans)
+        return out
+
+    @staticmethod
+    def _agree_spaces(words: list[list[ReadChar]], items: Sequence[tuple[Glyph, bool, bool]]) -> list[list[ReadChar]]:
+        """The CRNN's words, joined where the layout sees no space: a space the network
+        reads between two words stays only where it falls in a gap between characters that
+        the line's own spacing (:func:`hcr.segment.line_spaces`) takes for a space, so
+        evenly spaced letters (a comb field, block capitals) stay one word."""
+        out = [words[0]] if words else []
+        for word in words[1:]:
+            left, right = out[-1][-1].box, word[0].box
+            x = (left[0] + left[2] + right[0]) / 2.0
+            if any(a.x1 - 1 <= x <= b.x + 1 and s for (a, _, _), (b, s, _) in zip(items, items[1:])):
+                out.append(word)
+            else:
+                out[-1] = out[-1] + word
         return out
 
     def read(self, image: ImageInput, *, name: str | None = None, field: bool = False) -> ReadResult:
@@ -687,30 +707,32 @@ class CrnnReader(_PageReading):
         result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=page.layout, field=field, printed_only=page.printed_only)
         lines = self._spans(page)
         flat_spans = [sp for spans in lines for sp in spans]
-        inputs = [self.recognizer.preprocess(c) for c, _, _, _ in flat_spans]
-        decoded = iter(zip(inputs, self.recognizer.recognize_inputs(inputs)))
+        inputs = [self.recognizer.preprocess(sp[0]) for sp in flat_spans]
+        decoded = iter(zip(inputs, self.recognizer.recognize_inputs(inputs, context=self.context)))
         spec, stride = self.recognizer.spec, self.recognizer.stride
         for spans in lines:
             chars: list[ReadChar] = []
             words: list[ReadWord] = []
-            for (_, ox, oy, printed), (pre, dec) in zip(spans, decoded):
+            for (_, ox, oy, printed, items), (pre, dec) in zip(spans, decoded):
                 if pre.blank or not dec.text.strip() or pre.box is None:
                     continue
                 bx, by, bw, bh = pre.box
                 f = (pre.image.shape[1] - 2 * spec.pad) / max(bw, 1)
-                word: list[ReadChar] = []
-                for c in list(dec.chars) + [None]:
-                    if c is None or c.char == " ":
-                        if word:
-                            words.append(ReadWord("".join(w.char for w in word), _union([w.box for w in word]), printed))
-                            chars.extend(word)
-                            word = []
+                found: list[list[ReadChar]] = [[]]
+                for c in dec.chars:
+                    if c.char == " ":
+                        found.append([])
                         continue
                     a = ox + bx + int(math.floor((c.columns[0] * stride - spec.pad) / f))
                     b = ox + bx + int(math.ceil(((c.columns[1] + 1) * stride - spec.pad) / f))
                     a, b = max(a, ox + bx), min(max(b, a + 1), ox + bx + bw)
-                    word.append(ReadChar(c.char, c.confidence, (a, oy + by, max(b - a, 1), bh), [], len(result.lines), len(words),
-                                         uncertain=c.confidence < self.threshold, printed=printed))
+                    found[-1].append(ReadChar(c.char, c.confidence, (a, oy + by, max(b - a, 1), bh), [], len(result.lines), 0,
+                                              uncertain=c.confidence < self.threshold, printed=printed))
+                for word in self._agree_spaces([w for w in found if w], items):
+                    for rc in word:
+                        rc.word = len(words)
+                    words.append(ReadWord("".join(rc.char for rc in word), _union([rc.box for rc in word]), printed))
+                    chars.extend(word)
             if chars:
                 result.lines.append(ReadLine(" ".join(w.text for w in words), _union([c.box for c in chars]), chars, words))
         result.text = "\n".join(ln.text for ln in result.lines)

@@ -35,7 +35,7 @@ threshold as for one character) and returns lines in reading order, each a list 
    line's gaps, sorted, are split in two groups at their clearest jump (the largest ratio
    between neighbours) where the groups are clearly apart: the smaller gaps (between
    letters) are at least half of all, the first wider gap is at least twice their median,
-   1.5 times the gap below it, 0.2 body heights more and a quarter of a body height or
+   1.5 times the gap below it, 0.15 body heights more and a quarter of a body height or
    more. Without such a jump the gaps are one group, evenly spaced letters of one word
    (block capitals, a comb field) with the irregularity of handwriting, and none is a
    space, however wide. A lone gap (two characters) is a space when it is over half a
@@ -221,10 +221,10 @@ def _frames(stats: np.ndarray) -> np.ndarray:
         return out
     x, y, w, h = (stats[:, i].astype(np.float64) for i in range(4))
     cx, cy = x + w / 2, y + h / 2
-    for i in np.flatnonzero((w > np.median(w)) | (h > np.median(h))):
-        inside = (cx > x[i]) & (cx < x[i] + w[i]) & (cy > y[i]) & (cy < y[i] + h[i]) & (w < w[i]) & (h < h[i])
-        inside[i] = False
-        out[i] = bool(inside.any())
+    big = np.flatnonzero((w > np.median(w)) | (h > np.median(h)))
+    X, Y, W, H = (v[big, None] for v in (x, y, w, h))  # candidates (rows) against every part (columns)
+    inside = (cx > X) & (cx < X + W) & (cy > Y) & (cy < Y + H) & (w < W) & (h < H)
+    out[big] = inside.any(axis=1)  # a part is never smaller than itself: no self-match
     return out
 
 
@@ -374,7 +374,7 @@ def find_spaces(gaps: Sequence[float], height: float) -> list[bool]:
             continue
         typical = max(float(np.median(v[: k + 1])), floor)
         ratio = b / max(a, floor)
-        if b >= lo and b - a >= 0.2 * height and b >= 2.0 * typical and ratio >= 1.5 and ratio > best:
+        if b >= lo and b - a >= 0.15 * height and b >= 2.0 * typical and ratio >= 1.5 and ratio > best:
             best, threshold = ratio, max((a + b) / 2.0, lo)
     return [bool(x > threshold) for x in g]
 

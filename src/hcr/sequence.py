@@ -209,7 +209,7 @@ def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callabl
     for spec_name in cfg.data:
         opts = dict(cfg.data_options.get(spec_name, {}))
         repeat = int(opts.pop("repeat", 1))  # the training lines this many times per epoch
-        synthetic = spec_name.startswith(("synth:", "fonts:")) or spec_name == "printed"
+        synthetic = spec_name.startswith(("synth:", "fonts:"))
         src = get_line_source(spec_name, cfg.data_dir, **opts) if synthetic else get_line_source(spec_name, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed, **opts)
         t0 = time.perf_counter()
         for split, into in (("train", trains), ("val", vals)):

@@ -242,8 +242,8 @@ def capture(line: Typeset, rng: np.random.Generator) -> np.ndarray:
 
 @runtime_checkable
 class Drawn(Protocol):
-    """A synthetic image drawn on demand (:class:`TypesetLine`,
-    :class:`hcr.data.printed.TaggedLine`): small and picklable until rendered."""
+    """A synthetic image drawn on demand (:class:`TypesetLine`): small and picklable
+    until rendered."""
 
     def render(self) -> np.ndarray: ...
 

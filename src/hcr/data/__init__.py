@@ -59,6 +59,12 @@ def _digits(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
     return DigitsSource(**kw)
 
 
+def _printed(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
+    from .printed import PrintedSource
+
+    return PrintedSource(data_dir, **kw)
+
+
 #: name -> (factory, one-line description)
 SOURCES: dict[str, tuple[Callable[..., DataSource], str]] = {
     "digits": (_digits, "1,797 handwritten digits shipped with scikit-learn (embedded, no download)"),
@@ -72,6 +78,7 @@ SOURCES: dict[str, tuple[Callable[..., DataSource], str]] = {
     "az-csv": (_az, "A-Z handwritten letters CSV (label 0-25 + 784 pixels); az-csv[:PATH]"),
     "csv": (_csv, "any CSV of label + pixels; csv:PATH"),
     "folder": (_folder, "your images, one sub-folder per class; folder:PATH"),
+    "printed": (_printed, "printed or handwritten: character crops of typeset and real handwritten lines (generated; needs DHSD, EMNIST and the fonts)"),
 }
 
 

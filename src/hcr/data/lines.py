@@ -15,10 +15,6 @@ Two kinds of source, named by a spec string like the character data sets:
                 validation (about ``val_fraction`` of them), so the validation lines are
                 in fonts training never saw. Options: ``count``, ``val_count``, ``seed``,
                 ``val_fraction``. The lines are rendered when first preprocessed.
-``printed``     lines of printed form labels and handwriting side by side, each character's
-                text replaced by its kind (``P`` or ``H``): the training data of the
-                printed tagger (:mod:`hcr.data.printed`). Options: ``count``,
-                ``val_count``, ``seed``.
 ``synth:DATA``  lines composed from the glyphs of the character data set ``DATA`` (e.g.
                 ``synth:emnist-byclass``) by :func:`hcr.compose.compose`, rendered in the
                 users' styles (:func:`hcr.render.render_line`; ``train_styles: false``
@@ -46,7 +42,7 @@ import numpy as np
 
 from ..errors import DataError, InputError, UnknownNameError
 from ..preprocess import ImageInput, load_image
-from ..typeset import Drawn
+from ..typeset import Drawn, TypesetLine
 from .base import resolve_data_dir
 
 DHSD_CITATION = (
@@ -291,7 +287,7 @@ def _held_out_split(src: Any) -> str:
     raise DataError(f"{src.name}: no held-out split for validation lines (has {splits})")
 
 
-def get_line_source(spec: str, data_dir: str | Path | None = None, **options: Any) -> Any:
+def get_line_source(spec: str, data_dir: str | Path | None = None, **options: Any) -> LineFolder | SyntheticLines | FontLines:
     """``lines:PATH``, ``dhsd``, ``fonts:KIND`` or ``synth:DATA`` (see the module docstring)."""
     name, _, path = spec.partition(":")
     try:
@@ -307,10 +303,6 @@ def get_line_source(spec: str, data_dir: str | Path | None = None, **options: An
                     "or point --data-dir / HCR_DATA_DIR at the folder holding words/dhsd"
                 )
             return LineFolder(folder, citation=DHSD_CITATION, name="dhsd", **options)
-        if name == "printed" and not path:
-            from .printed import TaggedLines
-
-            return TaggedLines(data_dir, **options)
         if name == "fonts":
             return FontLines(path or "handwriting", **options)
         if name == "synth":
@@ -319,7 +311,7 @@ def get_line_source(spec: str, data_dir: str | Path | None = None, **options: An
             return SyntheticLines(path, data_dir, **options)
     except TypeError as e:
         raise DataError(f"line data {spec!r} does not take the option(s) {sorted(options)}: {e}") from None
-    raise UnknownNameError("line data set", spec, ["lines:PATH", "dhsd", "fonts:KIND", "synth:DATA", "printed"])
+    raise UnknownNameError("line data set", spec, ["lines:PATH", "dhsd", "fonts:KIND", "synth:DATA"])
 
 
 def decode_line(item: ImageInput, name: str) -> np.ndarray:
