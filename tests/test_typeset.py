@@ -164,3 +164,18 @@ def test_font_lines_hold_out_whole_font_packages(fake_fonts: Path) -> None:
     img = lines.load_image(0)
     assert img.ndim == 2 and img.dtype == np.uint8
     assert "fonts:handwriting" in src.recipe_key("train") and src.recipe_key("train") != src.recipe_key("val")
+
+
+def test_the_printed_data_set_holds_both_kinds_of_character(fake_fonts: Path, real_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hcr.data.printed: glyph crops of typeset (printed) and real handwritten lines, cut by
+    the reader's own segmentation (fonts here: the fake packages of the fixture)."""
+    from hcr.data import get_source
+
+    F.fetch_fonts(progress=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(fake_fonts.parent / "cache"))  # the crops cache: a fresh one
+    src = get_source("printed", real_data_dir, scale=0.02)
+    val = src.load("val")
+    counts = val.class_counts()
+    assert set(counts) == {"handwritten", "printed"} and min(counts.values()) > 10
+    assert all(im.dtype == np.uint8 and im.ndim == 2 and im.max() > 0 for im in val.images)  # ink, bright on black
+    assert np.array_equal(src.load("val").targets, val.targets)  # cached, and the same
