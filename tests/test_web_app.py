@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from conftest import handwritten_line

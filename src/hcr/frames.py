@@ -114,10 +114,10 @@ def border_clutter(mask: np.ndarray) -> np.ndarray | None:
     horiz = np.zeros_like(mask)
     vert = np.zeros_like(mask)
     e = d + 2  # the band and a little more: a run is looked for in the strips along the edges only
-    for sl in (np.s_[:e], np.s_[h - e :]):
-        horiz[sl] |= runs(rest[sl], max(8, int(round(EDGE_RUN * w))), True)
-    for sl in (np.s_[:, :e], np.s_[:, w - e :]):
-        vert[sl] |= runs(rest[sl], max(8, int(round(EDGE_RUN * h))), False)
+    for rs in (np.s_[:e], np.s_[h - e :]):
+        horiz[rs] |= runs(rest[rs], max(8, int(round(EDGE_RUN * w))), True)
+    for cs in (np.s_[:, :e], np.s_[:, w - e :]):
+        vert[cs] |= runs(rest[cs], max(8, int(round(EDGE_RUN * h))), False)
     horiz &= rows
     vert &= cols
     for lines, horizontal in ((horiz, True), (vert, False)):

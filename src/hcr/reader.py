@@ -66,7 +66,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import cv2
 import numpy as np
 
 from .charset import NAMED_CHARSETS
@@ -608,7 +607,7 @@ class Reader(_PageReading):
         read: list[ReadChar] = []
         out_words: list[ReadWord] = []
         for word in words:
-            text, first = "", len(read)
+            text = ""
             for answer, conf, c in self._finish_word(word):
                 text += answer
                 if not answer:

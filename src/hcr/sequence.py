@@ -36,7 +36,7 @@ from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import SequenceConfig
 from .ctc import Decoded, decode
-from .data.lines import LineSamples, get_line_source
+from .data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
 from .errors import HcrError
 from .labels import CTCCodec
 from .lexicon import Lexicon
@@ -213,7 +213,7 @@ def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callabl
         src = get_line_source(spec_name, cfg.data_dir, **opts) if synthetic else get_line_source(spec_name, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed, **opts)
         t0 = time.perf_counter()
         for split, into in (("train", trains), ("val", vals)):
-            if synthetic:  # cached by recipe: no rendering on a hit
+            if isinstance(src, (SyntheticLines, FontLines)):  # cached by recipe: no rendering on a hit
                 into.append(prepare_lines(functools.partial(src.load, split), spec, progress=progress, key=src.recipe_key(split), code=src.code_files(), workers=workers))
                 continue
             part = src.load(split)

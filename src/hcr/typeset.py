@@ -82,7 +82,7 @@ def _cap_height(path: str) -> float:
 def _glyph(font: ImageFont.FreeTypeFont, ch: str, ascent: int) -> tuple[np.ndarray, int, int]:
     """Coverage of ``ch`` (float32) and its offset from the pen position (x, y from the
     line's top, with the baseline at ``ascent``)."""
-    x0, y0, x1, y1 = font.getbbox(ch)
+    x0, y0, x1, y1 = (int(v) for v in font.getbbox(ch))
     w, h = max(1, x1 - x0), max(1, y1 - y0)
     img = Image.new("L", (w + 4, h + 4), 0)
     ImageDraw.Draw(img).text((2 - x0, 2 - y0), ch, font=font, fill=255)
@@ -170,27 +170,27 @@ def typeset(text: str, font_path: str | Path, rng: np.random.Generator, *, cap: 
     elif form == "frame":
         cv2.rectangle(printed, (int(margin * 0.3), int(top)), (width - int(margin * 0.3), int(bottom)), 1.0, t)
     elif form in ("ruled", "squared"):
-        step = cap * rng.uniform(1.2, 1.8)
-        y = base + rng.uniform(0.0, 0.2) * cap
-        while y > 0:
-            y -= step
-        while y < height:
-            cv2.line(printed, (0, int(y)), (width, int(y)), 1.0, 1)
-            y += step
+        spacing_of_rules = cap * rng.uniform(1.2, 1.8)
+        rule = base + rng.uniform(0.0, 0.2) * cap
+        while rule > 0:
+            rule -= spacing_of_rules
+        while rule < height:
+            cv2.line(printed, (0, int(rule)), (width, int(rule)), 1.0, 1)
+            rule += spacing_of_rules
         if form == "squared":
-            xx = rng.uniform(0, step)
+            xx = rng.uniform(0, spacing_of_rules)
             while xx < width:
                 cv2.line(printed, (int(xx), 0), (int(xx), height), 1.0, 1)
-                xx += step
+                xx += spacing_of_rules
     shear = np.array([[1.0, -slant, slant * base], [0.0, 1.0, 0.0]], np.float32)
-    ink = cv2.warpAffine(ink, shear, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_LINEAR, borderValue=0)
+    out: np.ndarray = cv2.warpAffine(ink, shear, (ink.shape[1], ink.shape[0]), flags=cv2.INTER_LINEAR, borderValue=0)
     r = rng.random() if hand else 1.0
     k = max(2, int(round(cap * 0.06)))
     if r < 0.2:
-        ink = cv2.dilate(ink, np.ones((k, k), np.uint8))
+        out = cv2.dilate(out, np.ones((k, k), np.uint8))
     elif r < 0.35:
-        ink = cv2.erode(ink, np.ones((2, 2), np.uint8))
-    return Typeset(np.clip(ink, 0, 1), np.clip(printed, 0, 1), text)
+        out = cv2.erode(out, np.ones((2, 2), np.uint8))
+    return Typeset(np.clip(out, 0, 1), np.clip(printed, 0, 1), text)
 
 
 def _pen(rng: np.random.Generator) -> tuple[tuple[float, float, float], float]:

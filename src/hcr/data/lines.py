@@ -56,7 +56,7 @@ LINE_SPLITS = ("all", "train", "val")
 class LineSamples:
     """Word or line images (paths, or arrays for synthetic lines) with their texts."""
 
-    images: list[ImageInput | Drawn]
+    images: Sequence[ImageInput | Drawn]
     texts: list[str]
     source: str = ""
     writers: list[str] | None = None
