@@ -683,14 +683,14 @@ class CrnnReader(_PageReading):
     @staticmethod
     def _agree_spaces(words: list[list[ReadChar]], items: Sequence[tuple[Glyph, bool, bool]]) -> list[list[ReadChar]]:
         """The CRNN's words, joined where the layout sees no space: a space the network
-        reads between two words stays only where it falls in a gap between characters that
-        the line's own spacing (:func:`hcr.segment.line_spaces`) takes for a space, so
-        evenly spaced letters (a comb field, block capitals) stay one word."""
+        reads between two words stays only where a gap that the line's own spacing
+        (:func:`hcr.segment.line_spaces`) takes for a space lies between the two characters
+        around it, so evenly spaced letters (a comb field, block capitals) stay one word."""
         out = [words[0]] if words else []
         for word in words[1:]:
-            left, right = out[-1][-1].box, word[0].box
-            x = (left[0] + left[2] + right[0]) / 2.0
-            if any(a.x1 - 1 <= x <= b.x + 1 and s for (a, _, _), (b, s, _) in zip(items, items[1:])):
+            left, right = out[-1][-1].box, word[0].box  # CTC boxes are approximate: from centre to centre
+            x0, x1 = left[0] + left[2] / 2.0, right[0] + right[2] / 2.0
+            if any(s and a.x1 <= x1 and b.x >= x0 for (a, _, _), (b, s, _) in zip(items, items[1:])):
                 out.append(word)
             else:
                 out[-1] = out[-1] + word
