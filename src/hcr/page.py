@@ -94,8 +94,9 @@ class PrintedModel:
 
 def printed_runs(p: Sequence[float | None], wide: Sequence[bool]) -> list[bool]:
     """Printed (True) or handwritten per character of a line: the labelling with the least
-    cost (step 2 of the module docstring). ``p``: P(printed) per character, None for a
-    punctuation mark (no evidence either way); ``wide[i]``: a wide gap before character i."""
+    cost (step 2 of the module docstring). ``p``: P(printed) per character, None where
+    there is no evidence either way (a crop the preprocessing finds blank: the character
+    takes its neighbours' side); ``wide[i]``: a wide gap before character i."""
     n = len(p)
     if n == 0:
         return []
