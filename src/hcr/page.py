@@ -30,6 +30,7 @@ and which line is a field's value. Both reading engines (:mod:`hcr.reader`) star
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -157,8 +158,9 @@ class Page:
     inputs: dict[int, Preprocessed] = dataclasses.field(default_factory=dict, repr=False)  # the printed model's input per glyph (by id)
     input_spec: PreprocessSpec | None = None  # ... made with this spec
 
-    @property
+    @functools.cached_property
     def flat(self) -> np.ndarray:
+        """The ink, bright on a black, flat background (:meth:`InkMap.flattened`), made once."""
         return self.found.flattened()
 
     @property
@@ -198,19 +200,17 @@ def analyse(grey: np.ndarray, ink_spec: PreprocessSpec, printed: PrintedModel | 
     found = find_ink(grey, ink_spec)
     layout = segment(found.mask)
     lines: list[PageLine] = []
-    inputs: dict[int, Preprocessed] = {}
+    page = Page(grey, found, layout, lines, input_spec=printed.spec if printed is not None else None)
     if found.mask is not None and layout.lines:
-        flat = found.flattened()
         for ln in layout.lines:
             if printed is not None:
-                p = printed.probabilities(ln.glyphs, flat, found.mask, inputs)
+                p = printed.probabilities(ln.glyphs, page.flat, found.mask, page.inputs)
                 flags = printed_runs(p, wide_gaps(ln.glyphs))
             else:
                 flags = [False] * len(ln.glyphs)
             hand = [g for g, f in zip(ln.glyphs, flags) if not f]
             spaces = line_spaces(hand, ln.top, ln.bottom, layout.removed) if hand else []
             lines.append(PageLine(ln, flags, hand, spaces))
-    page = Page(grey, found, layout, lines, inputs=inputs, input_spec=printed.spec if printed is not None else None)
     if field:
         page.field = field_line(lines, grey.shape)
         if page.field is not None:

@@ -74,7 +74,7 @@ from .lexicon import LEXICON_FLOOR, Lexicon, LexiconMatch
 from .metrics import LOOKALIKE_GROUPS
 from .predictor import Prediction, Predictor
 from .preprocess import ImageInput, Preprocessed, load_image, preprocess
-from .page import PRINTED_MODEL, Page, PrintedModel, analyse
+from .page import PRINTED_MODEL, Page, PageLine, PrintedModel, analyse
 from .segment import MARKS, Glyph, Layout, Line, cut_candidates, glyph_crop, mark_of
 
 __all__ = ["CrnnReader", "ENGINES", "Lexicon", "ReadChar", "ReadLine", "ReadResult", "ReadWord", "Reader", "read", "split_charset"]
@@ -400,14 +400,16 @@ class _PageReading:
         """The lines to read and their glyphs: the field's line (its handwriting) in field
         mode, else every line: its handwriting, or all of it with ``keep_printed`` (a space
         wherever printed and handwritten meet)."""
+        def handwriting(pl: PageLine) -> _ToRead:
+            return _ToRead(pl.line, [(g, s, False) for g, s in zip(pl.hand, pl.hand_spaces)])
+
         if page.field is not None:
-            pl = page.lines[page.field]
-            return [_ToRead(pl.line, [(g, s, False) for g, s in zip(pl.hand, pl.hand_spaces)])]
+            return [handwriting(page.lines[page.field])]
         out = []
         for pl in page.lines:
             if not self.keep_printed:
                 if pl.hand:
-                    out.append(_ToRead(pl.line, [(g, s, False) for g, s in zip(pl.hand, pl.hand_spaces)]))
+                    out.append(handwriting(pl))
                 continue
             hand_space = iter(pl.hand_spaces)
             items = []
