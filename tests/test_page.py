@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from hcr.cli import main
-from hcr.page import PageLine, field_line, printed_runs
+from hcr.page import PageLine, field_line, letter_spaced, printed_runs
 from hcr.reader import CrnnReader, Reader
 from hcr.segment import Glyph, Line
 
@@ -34,6 +34,28 @@ def test_one_unsure_letter_does_not_flip_alone() -> None:
     assert printed_runs([0.9, 0.9, 0.3, 0.9], [False] * 4) == [True] * 4
     assert printed_runs([], []) == []
     assert printed_runs([None, None], [False, False]) == [False, False]  # marks alone: handwriting
+
+
+def test_letter_spaced_capitals_count_against_print() -> None:
+    def glyphs(xs: list[int], h: int = 20, w: int = 12) -> list[Glyph]:
+        return [Glyph(x, 0, np.ones((h, w), bool)) for x in xs]
+
+    tight = glyphs([0, 13, 26, 39])  # a typeset word: gaps of 1 px
+    spaced = glyphs([0, 20, 40, 60])  # block capitals 8 px (0.4 heights) apart
+    assert letter_spaced(tight) == [False] * 4
+    assert letter_spaced(spaced) == [True] * 4
+    # a label then a comb-spaced name: only the name's letters stand apart
+    label_name = glyphs([0, 13, 26, 70, 90, 110])
+    assert letter_spaced(label_name) == [False, False, False, True, True, True]
+    # marks (a colon's dots) are passed over; one character alone is no evidence
+    colon = Glyph(40, 8, np.ones((3, 3), bool), ":")
+    assert letter_spaced(glyphs([0, 13]) + [colon] + glyphs([60])) == [False, False, False, True]
+    assert letter_spaced(glyphs([0])) == [False]
+    # neat capitals the classifier takes for print (0.95) stay handwriting when letter-spaced;
+    # the tight label beside them stays print
+    p = [0.99, 0.99, 0.99, 0.95, 0.96, 0.95]
+    assert printed_runs(p, [False, False, False, True, False, False]) == [True] * 6
+    assert printed_runs(p, [False, False, False, True, False, False], letter_spaced(label_name)) == [True, True, True, False, False, False]
 
 
 def _line(y: int, xs: list[int], h: int = 20) -> PageLine:

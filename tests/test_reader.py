@@ -25,7 +25,7 @@ from hcr.metrics import cer
 from hcr.predictor import Predictor
 from hcr.preprocess import MAX_PIXELS, find_ink, preprocess
 from hcr.reader import Lexicon, Reader, ReadResult, split_charset
-from hcr.segment import find_spaces, segment
+from hcr.segment import FIELD_SPACING, find_spaces, segment
 
 from helpers_train import single_thread  # noqa: F401  (fixture)
 
@@ -266,6 +266,18 @@ def test_spaces_follow_the_lines_own_spacing() -> None:
     assert find_spaces([18, 22, 20, 52, 19, 21], 20) == [False, False, False, True, False, False]
     # two characters: half a body height apart is a space
     assert find_spaces([14], 20) == [True] and find_spaces([4], 20) == [False]
+
+
+def test_a_field_value_needs_clearer_spaces_than_running_text() -> None:
+    # a jump of 1.8 between letter gaps and the wider ones: two words in a line of text, but
+    # in a field (one name, date or code) a writer's uneven spacing
+    assert find_spaces([5, 6, 11, 5, 6], 20) == [False, False, True, False, False]
+    assert find_spaces([5, 6, 11, 5, 6], 20, FIELD_SPACING) == [False] * 5
+    # half the gaps wide ("ROB I N"): letters spaced unevenly, not three words, in a field
+    assert find_spaces([4, 5, 14, 15], 20) == [False, False, True, True]
+    assert find_spaces([4, 5, 14, 15], 20, FIELD_SPACING) == [False] * 4
+    # a clear word gap is a space in both
+    assert find_spaces([4, 5, 4, 20, 5], 20, FIELD_SPACING) == [False, False, False, True, False]
 
 
 def test_segment_of_nothing_and_of_specks_only() -> None:

@@ -11,7 +11,11 @@ and which line is a field's value. Both reading engines (:mod:`hcr.reader`) star
    changing from printed to handwritten costs :data:`SWITCH_AT_GAP` at a wide gap (at least
    :data:`WIDE_GAP` times the taller of its two characters) and :data:`SWITCH_IN_WORD`
    elsewhere, so a form label (``NOM :``) and the name after it separate cleanly while one
-   unsure letter does not flip alone. The classifier was trained on equal numbers of both
+   unsure letter does not flip alone. The layout adds its own evidence: a character that
+   stands apart from both neighbours (:func:`letter_spaced`) is unlikely print
+   (:data:`LETTER_SPACED_COST`), since typeset letters nearly touch within a word while
+   block capitals written in a comb or a neat hand stand apart, and one at a time a
+   thin-pen capital looks printed to the classifier. The classifier was trained on equal numbers of both
    kinds; the runs weigh its answers with a prior of :data:`PRINTED_PRIOR` for print
    instead, because the two mistakes do not cost the same: a label kept adds a few
    characters to the text, handwriting dropped loses the answer. (The layout's own spaces
@@ -19,7 +23,8 @@ and which line is a field's value. Both reading engines (:mod:`hcr.reader`) star
    between every handwritten letter.)
 3. **Spaces** are found again among the handwritten characters alone
    (:func:`hcr.segment.line_spaces`): a printed label's tight letters no longer set the
-   scale for the comb-spaced name beside it.
+   scale for the comb-spaced name beside it. A field's value asks for clearer spaces
+   (:data:`hcr.segment.FIELD_SPACING`).
 4. **Field** (``field=True``): the value of a field crop is the one handwritten line that
    fills it: the most handwritten ink, weighed by how central the line sits; a line whose
    characters are cut by the crop's top or bottom edge is a neighbouring row, a quarter as
@@ -41,9 +46,9 @@ import numpy as np
 from .errors import ModelFileError
 from .predictor import Predictor
 from .preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
-from .segment import Glyph, Layout, Line, glyph_crop, line_spaces, segment
+from .segment import FIELD_SPACING, Glyph, Layout, Line, glyph_crop, line_spaces, segment
 
-__all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "printed_runs", "value_run", "wide_gaps"]
+__all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "letter_spaced", "printed_runs", "value_run", "wide_gaps"]
 
 #: The shipped printed-or-handwritten classifier.
 PRINTED_MODEL = "printed"
@@ -56,6 +61,14 @@ WIDE_GAP = 0.8
 #: The prior probability of print the runs weigh the classifier's answers with: a lone
 #: character is taken for print only when the classifier gives it more than 0.8.
 PRINTED_PRIOR = 0.2
+#: A character standing apart from both its neighbours by at least this many times the
+#: taller of the two (marks such as dots aside) is letter-spaced: ...
+LETTER_SPACED = 0.3
+#: ... and counts this much (nats) against print. Typeset letters touch or nearly touch
+#: their neighbours within a word and a one-letter printed word is rare, while block
+#: capitals written in a comb or a neat hand stand apart: the classifier, which sees one
+#: character at a time, cannot tell a thin-pen capital from a printed one.
+LETTER_SPACED_COST = 2.5
 #: A line cut by the crop's top or bottom edge counts this much in a field.
 CUT_WEIGHT = 0.25
 
@@ -93,11 +106,12 @@ class PrintedModel:
         return out
 
 
-def printed_runs(p: Sequence[float | None], wide: Sequence[bool]) -> list[bool]:
+def printed_runs(p: Sequence[float | None], wide: Sequence[bool], spaced: Sequence[bool] | None = None) -> list[bool]:
     """Printed (True) or handwritten per character of a line: the labelling with the least
     cost (step 2 of the module docstring). ``p``: P(printed) per character, None where
     there is no evidence either way (a crop the preprocessing finds blank: the character
-    takes its neighbours' side); ``wide[i]``: a wide gap before character i."""
+    takes its neighbours' side); ``wide[i]``: a wide gap before character i; ``spaced[i]``:
+    character i is letter-spaced (:func:`letter_spaced`), evidence against print."""
     n = len(p)
     if n == 0:
         return []
@@ -107,6 +121,8 @@ def printed_runs(p: Sequence[float | None], wide: Sequence[bool]) -> list[bool]:
         if q is not None:
             q = min(max(float(q), eps), 1 - eps)
             cost[i] = (-math.log((1 - q) * (1 - PRINTED_PRIOR)), -math.log(q * PRINTED_PRIOR))
+            if spaced is not None and spaced[i]:
+                cost[i, 1] += LETTER_SPACED_COST
     total = cost[0].copy()
     back = np.zeros((n, 2), np.int64)
     for i in range(1, n):
@@ -175,6 +191,20 @@ def wide_gaps(glyphs: Sequence[Glyph]) -> list[bool]:
     return [False] + [b.x - a.x1 >= WIDE_GAP * max(a.h, b.h) for a, b in zip(glyphs, glyphs[1:])]
 
 
+def letter_spaced(glyphs: Sequence[Glyph]) -> list[bool]:
+    """Per glyph of a line (left to right): whether it stands apart from the characters on
+    both sides (one side at the line's ends), by at least :data:`LETTER_SPACED` times the
+    taller of the two; marks (dots, commas) are passed over and are never letter-spaced."""
+    out = [False] * len(glyphs)
+    idx = [i for i, g in enumerate(glyphs) if g.mark is None]
+    if len(idx) < 2:
+        return out
+    apart = [glyphs[b].x - glyphs[a].x1 >= LETTER_SPACED * max(glyphs[a].h, glyphs[b].h) for a, b in zip(idx, idx[1:])]
+    for k, i in enumerate(idx):
+        out[i] = (k == 0 or apart[k - 1]) and (k == len(idx) - 1 or apart[k])
+    return out
+
+
 def field_line(lines: Sequence[PageLine], shape: tuple[int, int]) -> int | None:
     """The line holding a field crop's value (step 4 of the module docstring), or None
     when no line has handwriting."""
@@ -205,7 +235,7 @@ def analyse(grey: np.ndarray, ink_spec: PreprocessSpec, printed: PrintedModel | 
         for ln in layout.lines:
             if printed is not None:
                 p = printed.probabilities(ln.glyphs, page.flat, found.mask, page.inputs)
-                flags = printed_runs(p, wide_gaps(ln.glyphs))
+                flags = printed_runs(p, wide_gaps(ln.glyphs), letter_spaced(ln.glyphs))
             else:
                 flags = [False] * len(ln.glyphs)
             hand = [g for g, f in zip(ln.glyphs, flags) if not f]
@@ -216,7 +246,7 @@ def analyse(grey: np.ndarray, ink_spec: PreprocessSpec, printed: PrintedModel | 
         if page.field is not None:
             pl = lines[page.field]
             pl.hand = value_run(pl)
-            pl.hand_spaces = line_spaces(pl.hand, pl.line.top, pl.line.bottom, layout.removed)
+            pl.hand_spaces = line_spaces(pl.hand, pl.line.top, pl.line.bottom, layout.removed, FIELD_SPACING)
     return page
 
 

@@ -40,7 +40,10 @@ threshold as for one character) and returns lines in reading order, each a list 
    (block capitals, a comb field) with the irregularity of handwriting, and none is a
    space, however wide. A lone gap (two characters) is a space when it is over half a
    body height. In a comb field (each character in its own box) a gap with one removed
-   box wall is no space and one with two (an empty box between) is.
+   box wall is no space and one with two (an empty box between) is. A form field's value
+   (one name, date or code: ``hcr read --field``) asks more (:data:`FIELD_SPACING`): the
+   letter gaps a strict majority and the jump at least twice the gap below it, because
+   there a space splitting a name is the likelier mistake.
 """
 
 from __future__ import annotations
@@ -55,11 +58,14 @@ import numpy as np
 from .frames import components, remove_form_lines, runs
 
 __all__ = [
+    "FIELD_SPACING",
+    "LINE_SPACING",
     "MARKS",
     "MIN_HEIGHT",
     "Glyph",
     "Layout",
     "Line",
+    "Spacing",
     "char_height",
     "cut_candidates",
     "find_spaces",
@@ -356,7 +362,23 @@ def _attach_small(main: list[Glyph], small: list[Glyph], top: float, bottom: flo
     return merged + loose + marks
 
 
-def find_spaces(gaps: Sequence[float], height: float) -> list[bool]:
+@dataclass(frozen=True)
+class Spacing:
+    """How clearly a line's gaps must fall in two groups for the wider to be spaces (step 6
+    of the module docstring): the least ratio between the first wide gap and the gap below
+    it, and whether the letter gaps must be more than half of all (else half is enough)."""
+
+    jump: float = 1.5
+    strict_majority: bool = False
+
+
+#: Spaces in running text ...
+LINE_SPACING = Spacing()
+#: ... and within one form field's value.
+FIELD_SPACING = Spacing(jump=2.0, strict_majority=True)
+
+
+def find_spaces(gaps: Sequence[float], height: float, spacing: Spacing = LINE_SPACING) -> list[bool]:
     """Which of a line's gaps (between consecutive glyph boxes, in pixels) are spaces,
     judged against the line's own spacing; ``height`` is its body height. See step 6 of
     the module docstring."""
@@ -370,11 +392,12 @@ def find_spaces(gaps: Sequence[float], height: float) -> list[bool]:
     best, threshold = 0.0, math.inf  # one group (evenly spaced letters): no space at all
     for k in range(len(v) - 1):  # the clearest jump between sorted gaps
         a, b = float(v[k]), float(v[k + 1])
-        if 2 * (k + 1) < len(v):  # letter gaps are the majority of a line's gaps
+        letters = 2 * (k + 1)  # letter gaps are the majority of a line's gaps
+        if letters < len(v) or (spacing.strict_majority and letters == len(v)):
             continue
         typical = max(float(np.median(v[: k + 1])), floor)
         ratio = b / max(a, floor)
-        if b >= lo and b - a >= 0.15 * height and b >= 2.0 * typical and ratio >= 1.5 and ratio > best:
+        if b >= lo and b - a >= 0.15 * height and b >= 2.0 * typical and ratio >= spacing.jump and ratio > best:
             best, threshold = ratio, max((a + b) / 2.0, lo)
     return [bool(x > threshold) for x in g]
 
@@ -409,14 +432,14 @@ def _build_line(parts: list[Glyph], small: list[Glyph], sw: float, removed: np.n
     return Line(glyphs, line_spaces(glyphs, top, bottom, removed), top, bottom)
 
 
-def line_spaces(glyphs: Sequence[Glyph], top: float, bottom: float, removed: np.ndarray) -> list[bool]:
+def line_spaces(glyphs: Sequence[Glyph], top: float, bottom: float, removed: np.ndarray, spacing: Spacing = LINE_SPACING) -> list[bool]:
     """Step 6 of the module docstring for a line's glyphs (left to right) with body band
     ``top`` to ``bottom``: whether a space comes before each (the first: False).
     ``removed`` is the form-line ink :func:`segment` took out (the walls of comb boxes)."""
     if not glyphs:
         return []
     gaps = [b.x - a.x1 for a, b in zip(glyphs, glyphs[1:])]
-    spaces = find_spaces(gaps, bottom - top)
+    spaces = find_spaces(gaps, bottom - top, spacing)
     walls = _walls(removed, top, bottom)
     if walls.any():  # boxed characters: one wall between two is no space, an empty cell is one
         for k, (a, b) in enumerate(zip(glyphs, glyphs[1:])):
