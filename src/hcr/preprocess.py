@@ -44,6 +44,10 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, Image.Image, np.ndarray]
 
 #: Images with more pixels than this are refused (decompression bombs, absurd scans).
 MAX_PIXELS = 40_000_000
+#: Images longer than this many times their width (or wider than this many times their
+#: height) are refused before any pixel work: no writing is that thin (a long line of a
+#: scan is about 80:1), while a 1 x 40,000,000 strip exhausts OpenCV's label tables.
+MAX_ASPECT = 500
 #: Strokes are the pixels brighter than this share of the ink's peak.
 INK_THRESHOLD = 0.3
 #: Files larger than this are refused before decoding.
@@ -168,14 +172,26 @@ def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+def check_size(width: int, height: int, what: str) -> None:
+    """Refuse an image by its declared size alone, before any pixel is decoded or touched:
+    empty, more than :data:`MAX_PIXELS` pixels, or more elongated than :data:`MAX_ASPECT`."""
+    if width <= 0 or height <= 0:
+        raise InputError(f"{what}: image is empty ({width}x{height} pixels)")
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{what}: image too large ({width}x{height} pixels; limit {MAX_PIXELS:,})")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise InputError(f"{what}: image too elongated ({width}x{height} pixels; at most {MAX_ASPECT}:1)")
+
+
 def _array_to_grey(arr: np.ndarray, what: str) -> np.ndarray:
     a = np.asarray(arr)
     if a.size == 0 or a.ndim not in (2, 3):
         raise InputError(f"{what}: expected a 2-D grey or 3-D colour image array, got shape {a.shape}")
     if a.ndim == 3 and a.shape[2] not in (1, 3, 4):
         raise InputError(f"{what}: expected 1, 3 or 4 channels, got shape {a.shape}")
-    if a.shape[0] * a.shape[1] > MAX_PIXELS:
-        raise InputError(f"{what}: image too large ({a.shape[1]}x{a.shape[0]} pixels; limit {MAX_PIXELS:,})")
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{what}: expected an array of numbers (bool, integer or float), got dtype {a.dtype}")
+    check_size(a.shape[1], a.shape[0], what)
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
     elif a.dtype != np.uint8:
@@ -197,11 +213,7 @@ def _array_to_grey(arr: np.ndarray, what: str) -> np.ndarray:
 
 
 def _pil_to_grey(img: Image.Image, what: str) -> np.ndarray:
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        raise InputError(f"{what}: image too large ({w}x{h} pixels; limit {MAX_PIXELS:,})")
-    if w == 0 or h == 0:
-        raise InputError(f"{what}: image is empty (0 pixels)")
+    check_size(*img.size, what)
     try:
         img.seek(0)  # first frame of GIF/WebP/TIFF stacks
     except (EOFError, AttributeError):
@@ -217,6 +229,24 @@ def _pil_to_grey(img: Image.Image, what: str) -> np.ndarray:
     else:
         arr = np.asarray(img.convert("RGB"))
     return _array_to_grey(arr, what)
+
+
+def _read_capped(path: Path, what: str) -> bytes:
+    """A file's bytes, reading at most :data:`MAX_FILE_BYTES` + 1: a device or pipe that
+    never ends (``/dev/zero``) or claims no size is stopped there, not read into memory."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(f"{what}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except PermissionError:
+        raise InputError(f"{what}: permission denied (cannot read the file)") from None
+    except OSError as e:
+        raise InputError(f"{what}: cannot read the file ({e.strerror or e})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{what}: input too large (more than {MAX_FILE_BYTES:,} bytes; not a regular image file?)")
+    return data
 
 
 def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
@@ -238,10 +268,7 @@ def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
             raise InputError(f"{what}: file not found")
         if path.is_dir():
             raise InputError(f"{what}: is a directory, not an image")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"{what}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
-        data = path.read_bytes()
+        data = _read_capped(path, what)
     else:
         raise InputError(f"{what}: unsupported input type {type(source).__name__} (use a path, bytes, PIL image or numpy array)")
     if not data:
@@ -252,9 +279,7 @@ def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise InputError(f"{what}: image too large ({w}x{h} pixels; limit {MAX_PIXELS:,})")
+            check_size(*img.size, what)
             img.load()
             return _pil_to_grey(img, what)
     except InputError:
