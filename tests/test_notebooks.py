@@ -3,7 +3,7 @@
 Each notebook is executed with nbclient on a kernel of this Python (the project's
 environment) in a temporary working folder. With ``HCR_DATA_DIR`` set (CI sets it when the
 project's data is present) the notebooks use the real data sets; without it, the digits
-embedded in scikit-learn. Any cell error fails the test, and so does a notebook running
+embedded in hcr. Any cell error fails the test, and so does a notebook running
 longer than the 3 minutes the project allows.
 """
 

@@ -130,7 +130,7 @@ _INPUTS: dict[tuple[Any, ...], list[np.ndarray]] = {}
 
 def parity_inputs(meta: ModelMeta, n: int = CHECK_IMAGES, seed: int = 0) -> list[np.ndarray]:
     """Real model inputs for checking an export, as batches of equal-sized ``(B, H, W)``
-    float32 arrays: ``n`` handwritten digits (scikit-learn's, embedded) through the model's
+    float32 arrays: ``n`` handwritten digits (the embedded UCI digits) through the model's
     own preprocessing, or for sequence models ``n`` lines composed of those digits through
     the line preprocessing (widths bucketed to multiples of 32, zero-padded on the right).
     Memoised (the last few requests): do not modify the arrays."""

@@ -67,7 +67,7 @@ def _printed(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
 
 #: name -> (factory, one-line description)
 SOURCES: dict[str, tuple[Callable[..., DataSource], str]] = {
-    "digits": (_digits, "1,797 handwritten digits shipped with scikit-learn (embedded, no download)"),
+    "digits": (_digits, "1,797 handwritten digits (UCI, as scikit-learn ships them; embedded, no download)"),
     "mnist": (_mnist, "MNIST digits, 60,000 train / 10,000 test (official IDX files)"),
     "emnist-byclass": (_emnist("byclass"), "EMNIST ByClass: 62 classes, digits + upper + lower case"),
     "emnist-bymerge": (_emnist("bymerge"), "EMNIST ByMerge: 47 classes, similar upper/lower letters merged"),
