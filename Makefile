@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # torch is pinned to 2.13.0 in pyproject.toml (a CPU build is picked up by that exact pin)
 
-.PHONY: demo train-demo test install install-test bench clean
+.PHONY: demo train-demo test test-tf install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ train-demo: install
 
 test: install-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The Keras / SavedModel / TFLite tests: TensorFlow (about 1.3 GB) is kept out of `make test`
+# so that it installs in minutes; CI runs this job too.
+test-tf: install-test
+	$(BIN)/python -m pip install -q -e '.[test,tf]'
+	$(BIN)/python -m pytest -q tests/test_tensorflow.py $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/latency.py
