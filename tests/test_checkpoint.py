@@ -275,3 +275,21 @@ def test_interrupted_first_save_leaves_nothing(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(OSError):
         save_checkpoint(seed_ckpt, tmp_path / "model.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [512, 64])
+def test_a_spec_that_does_not_fit_the_network_is_refused_at_load(tmp_path: Path, seed_ckpt: Checkpoint, size: int) -> None:
+    d = seed_ckpt.to_dict()
+    d["preprocess"] = {**d["preprocess"], "size": size, "box": size - 8}
+    path = tmp_path / f"spec-{size}.pt"
+    torch.save(d, path)
+    with pytest.raises(ModelFileError, match=rf"spec \(input size {size}x{size}\) does not fit the network 'seed-cnn'") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_shipped_models_pass_the_load_probe() -> None:
+    from hcr.pretrained import list_pretrained, pretrained_path
+
+    for m in list_pretrained():
+        load_checkpoint(pretrained_path(m.name))

@@ -207,5 +207,25 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         source=where,
         task=task,
     )
-    ckpt.build_model()  # reject files whose weights do not fit their declared model, now
+    _probe(ckpt.build_model(), ckpt)  # reject files whose weights or spec do not fit their declared model, now
     return ckpt
+
+
+def _probe(model: nn.Module, ckpt: Checkpoint) -> None:
+    """Run the network once on an empty input of the size its preprocessing spec makes, so
+    a spec that disagrees with the weights (a 512-pixel spec on a 28 x 28 network) is one
+    clear error at load time, not a shape error at the first prediction."""
+    spec = ckpt.spec
+    if isinstance(spec, LineSpec):
+        shape, what = (1, 1, spec.height, 4 * spec.height), f"line height {spec.height}"
+    else:
+        shape, what = (1, 1, spec.size, spec.size), f"input size {spec.size}x{spec.size}"
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(shape))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise ModelFileError(f"{ckpt.source}: the preprocessing spec ({what}) does not fit the network {ckpt.model_name!r}: {first}") from None
+    n = len(ckpt.label_map)
+    if ckpt.task != "sequence" and tuple(out.shape) != (1, n):
+        raise ModelFileError(f"{ckpt.source}: the network answers {tuple(out.shape[1:])} outputs for {n} labels")
