@@ -318,7 +318,9 @@ def test_lexicon_in_the_reader(chars: Predictor, tmp_path: Path) -> None:
 
 
 def test_split_charset() -> None:
-    assert split_charset(None) == (None, ".,-")
+    assert split_charset(None) == (None, ".,-:")  # a slash only when asked for
+    assert split_charset("0123456789/") == ("0123456789", "/")
+    assert split_charset("0123456789:") == ("0123456789", ":")
     assert split_charset("digits") == ("digits", "")
     assert split_charset("0123456789.-") == ("0123456789", ".-")
     assert split_charset("ABC") == ("ABC", "")
@@ -363,3 +365,40 @@ def test_lines_of_real_emnist_characters(real_data_dir: Path, reader: Reader) ->
         total += len(text)
         assert len(got.split()) == len(text.split()), (text, got)  # the words are found
     assert errors / total <= 0.15
+
+
+def _field_punctuation_line(text: str, height: int = 60) -> np.ndarray:
+    """``text``: digits of samples/ in real handwriting, with pen-drawn ``/`` (a straight
+    stroke leaning about 24 degrees) and ``:`` (two dots), a third of a height apart."""
+    from conftest import handwritten
+
+    digits = iter(handwritten("".join(c for c in text if c.isdigit()), height))
+    pieces, x = [], height // 2
+    for ch in text:
+        if ch == "/":
+            g = np.full((height, 37), 245, np.uint8)
+            cv2.line(g, (31, 2), (5, height - 3), 20, 5, cv2.LINE_AA)
+        elif ch == ":":
+            g = np.full((height, 15), 245, np.uint8)
+            cv2.circle(g, (7, int(0.4 * height)), 5, 20, -1)
+            cv2.circle(g, (7, int(0.9 * height)), 5, 20, -1)
+        else:
+            g = next(digits)
+        pieces.append((g, x))
+        x += g.shape[1] + height // 3
+    img = np.full((2 * height, x + height // 2), 245, np.uint8)
+    for g, gx in pieces:
+        img[height // 2 : height // 2 + height, gx : gx + g.shape[1]] = np.minimum(img[height // 2 : height // 2 + height, gx : gx + g.shape[1]], g)
+    return img
+
+
+def test_dates_and_times_keep_their_slashes_and_colons() -> None:
+    date, time_ = _field_punctuation_line("25/73/2937"), _field_punctuation_line("23:59")
+    # asked for, the slash is read by its shape, not as a 1
+    assert Reader.load(charset="0123456789/").read(date).text == "25/73/2937"
+    assert Reader.load(charset="0123456789/:").read(time_).text == "23:59"
+    # a colon is read by default; a slash is not (alone it looks like a slanted 1 or l)
+    assert Reader.load().read(time_).text == "23:59"
+    assert "/" not in Reader.load().read(date).text
+    with pytest.raises(HcrError, match="only punctuation"):
+        Reader.load(charset="/:")

@@ -9,7 +9,8 @@ top alternatives. The steps:
    to the segmentation, since one character is a small share of a page's ink).
 2. **Layout**: :func:`hcr.segment.segment` removes form lines and specks, finds the lines in
    reading order, the characters (connected parts with i/j dots and broken strokes merged),
-   punctuation recognised by shape (``.``, ``,``, ``-``) and the spaces.
+   punctuation recognised by shape (``.``, ``,``, ``-``, ``:``; ``/`` when the charset names
+   it) and the spaces.
 3. **Classification, through the shared preprocessing**: each character's ink, with the
    other characters' ink blanked out, is cut from the flattened image (ink bright on black)
    with a margin and sent through :func:`hcr.preprocess.preprocess` with the model's spec, so
@@ -75,7 +76,7 @@ from .metrics import LOOKALIKE_GROUPS
 from .predictor import Prediction, Predictor
 from .preprocess import ImageInput, Preprocessed, load_image, preprocess
 from .page import PRINTED_MODEL, Page, PageLine, PrintedModel, analyse
-from .segment import MARKS, Glyph, Layout, Line, cut_candidates, glyph_crop, mark_of
+from .segment import ASKED_MARKS, DEFAULT_MARKS, MARKS, Glyph, Layout, Line, cut_candidates, glyph_crop, mark_of
 
 __all__ = ["CrnnReader", "ENGINES", "Lexicon", "ReadChar", "ReadLine", "ReadResult", "ReadWord", "Reader", "read", "split_charset"]
 
@@ -237,6 +238,15 @@ def _printed_model(name: str | None, device: str) -> PrintedModel | None:
 # --------------------------------------------------------------------------- charset
 
 
+def _asked(g: Glyph, punctuation: str) -> Glyph:
+    """A glyph whose shape says slash (:data:`hcr.segment.ASKED_MARKS`) is read as one only
+    when the slash was asked for; otherwise the classifier reads it (a slanted 1 or l looks
+    just the same on its own)."""
+    if g.mark is not None and g.mark in ASKED_MARKS and g.mark not in punctuation:
+        return Glyph(g.x, g.y, g.mask)
+    return g
+
+
 def split_charset(spec: str | None) -> tuple[str | None, str]:
     """A charset for reading: ``(classifier charset, punctuation marks allowed)``.
 
@@ -245,7 +255,7 @@ def split_charset(spec: str | None) -> tuple[str | None, str]:
     names, and the rest goes to the classifier. Raises :class:`HcrError` for a charset of
     marks only."""
     if spec is None:
-        return None, MARKS
+        return None, DEFAULT_MARKS
     if spec in NAMED_CHARSETS:
         return spec, ""
     marks = "".join(dict.fromkeys(c for c in spec if c in MARKS))
@@ -435,7 +445,7 @@ class Reader(_PageReading):
     def __init__(self, predictor: Predictor, *, punctuation: str | None = None, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, context: bool = True, printed: PrintedModel | None = None, keep_printed: bool = False) -> None:
         self.predictor = predictor
         self.printed, self.keep_printed = printed, keep_printed
-        self.punctuation = (MARKS if predictor.charset is None else "") if punctuation is None else punctuation
+        self.punctuation = (DEFAULT_MARKS if predictor.charset is None else "") if punctuation is None else punctuation
         unknown = set(self.punctuation) - set(MARKS)
         if unknown:
             raise HcrError(f"punctuation {''.join(sorted(unknown))!r} is not recognised; the reader knows {MARKS!r}")
@@ -574,7 +584,7 @@ class Reader(_PageReading):
         grey = load_image(image, name=name)
         page = analyse(grey, self._ink_spec, self.printed, field=field)
         result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=page.layout, field=field, printed_only=page.printed_only)
-        todo = self._to_read(page)
+        todo = [replace(t, items=[(_asked(g, self.punctuation), s, p) for g, s, p in t.items]) for t in self._to_read(page)]
         flat, ink = page.flat, page.found.mask
         glyphs = [g for line in todo for g, _, _ in line.items if g.mark is None]
         answers = iter(self._classify(glyphs, flat, ink, page) if ink is not None else [])

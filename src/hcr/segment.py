@@ -58,6 +58,8 @@ import numpy as np
 from .frames import components, remove_form_lines, runs
 
 __all__ = [
+    "ASKED_MARKS",
+    "DEFAULT_MARKS",
     "FIELD_SPACING",
     "LINE_SPACING",
     "MARKS",
@@ -80,10 +82,20 @@ __all__ = [
 ]
 
 #: Punctuation recognised by shape (the classifiers know letters and digits only).
-MARKS = ".,-"
+MARKS = ".,-:/"
+#: The marks read without a charset naming them ...
+DEFAULT_MARKS = ".,-:"
+#: ... and those read only when a charset names them (``--charset "0123456789/"``): a slash
+#: on its own is a slanted 1 or l, so the shape alone does not decide it.
+ASKED_MARKS = "/"
 #: Writing whose typical character is less tall than this (pixels) is not read: it is
 #: noise (grain, salt) or too small for a classifier of 28 x 28 inputs.
 MIN_HEIGHT = 8
+
+#: A slash leans at least this many degrees from the vertical ...
+SLASH_LEAN = 22.0
+#: ... and is straight: its ink's spread across the stroke at most this share of its spread along it.
+SLASH_THIN = 0.22
 
 # Sizes in character heights (H) or stroke widths (sw); see the module docstring.
 _SPECK_SW2 = 0.3  # parts under this many square stroke widths are specks
@@ -95,7 +107,7 @@ _LINE_JUMP = 0.5  # a new line starts where sorted centres jump by more than thi
 @dataclass
 class Glyph:
     """The ink of one character: ``mask`` (boolean, ``h`` x ``w``) at (``x``, ``y``) in the
-    image. ``mark`` is a punctuation mark recognised by shape (``.``, ``,`` or ``-``);
+    image. ``mark`` is a punctuation mark recognised by shape (``.``, ``,``, ``-``, ``/`` or ``:``);
     None means the classifier decides."""
 
     x: int
@@ -324,12 +336,56 @@ def mark_of(g: Glyph, top: float, bottom: float, sw: float) -> str | None:
     return None
 
 
+def _is_dot(g: Glyph, hb: float) -> bool:
+    return g.h <= 0.35 * hb and g.w <= 0.35 * hb and g.w <= 2.5 * g.h and g.h <= 2.5 * g.w
+
+
+def _colons(main: list[Glyph], small: list[Glyph], top: float, bottom: float) -> tuple[list[Glyph], list[Glyph]]:
+    """Pairs of dots, one in the middle of the body and one on the baseline, one above the
+    other and under no character: colons. Returns (the colons, the other small parts)."""
+    hb = max(bottom - top, 1.0)
+    rel = lambda g: (g.cy - top) / hb  # noqa: E731
+    free = [g for g in small if _is_dot(g, hb) and all(_overlap(g.x, g.x1, m.x, m.x1) < 0.5 * g.w for m in main)]
+    colons: list[Glyph] = []
+    used: set[int] = set()
+    for u in free:
+        if id(u) in used or not 0.1 <= rel(u) <= 0.65:
+            continue
+        for lo in free:
+            if id(lo) in used or lo is u or rel(lo) < 0.7 or lo.y - u.y1 < 0.1 * hb:
+                continue
+            if _overlap(u.x, u.x1, lo.x, lo.x1) >= 0.3 * min(u.w, lo.w):
+                m = Glyph.merge([u, lo])
+                colons.append(Glyph(m.x, m.y, m.mask, ":"))
+                used.update((id(u), id(lo)))
+                break
+    return colons, [g for g in small if id(g) not in used]
+
+
+def slash_of(g: Glyph, top: float, bottom: float) -> bool:
+    """Whether a tall part is a slash (``/``, as in ``04/12/1987``): one straight stroke
+    spanning most of the body, leaning right by :data:`SLASH_LEAN` degrees or more (a
+    handwritten 1 or l stands far more upright, and carries a flag or a foot)."""
+    hb = max(bottom - top, 1.0)
+    if g.h < 0.6 * hb or g.w < 0.3 * g.h:
+        return False
+    ys, xs = np.nonzero(g.mask)
+    if xs.size < 8:
+        return False
+    cov = np.cov(np.stack([xs.astype(np.float64), ys.astype(np.float64)]))
+    evals, evecs = np.linalg.eigh(cov)
+    major = evecs[:, 1]  # (dx, dy) of the stroke's direction
+    lean = math.degrees(math.atan2(abs(major[0]), abs(major[1])))
+    straight = math.sqrt(max(evals[0], 0.0)) <= SLASH_THIN * math.sqrt(max(evals[1], 1e-9))
+    return bool(cov[0, 1] < 0 and SLASH_LEAN <= lean <= 65.0 and straight)
+
+
 def _attach_small(main: list[Glyph], small: list[Glyph], top: float, bottom: float, sw: float) -> list[Glyph]:
     """Give each small part of a line a place: the dot of an i/j or a piece of a broken
     stroke (merged into a main part), a punctuation mark, or nothing (a speck)."""
     hb = max(bottom - top, 1.0)
     pieces: dict[int, list[Glyph]] = {i: [g] for i, g in enumerate(main)}
-    marks: list[Glyph] = []
+    marks, small = _colons(main, small, top, bottom)
     loose: list[Glyph] = []
     for s in sorted(small, key=lambda g: g.area, reverse=True):
         over = [_overlap(s.x, s.x1, m.x, m.x1) for m in main]
@@ -426,6 +482,7 @@ def _build_line(parts: list[Glyph], small: list[Glyph], sw: float, removed: np.n
     if len(low) < len(parts):
         parts, small = [g for g in parts if g.h >= _SMALL * (bottom - top)], small + low
     glyphs = _attach_small(_merge_stacked(parts), small, top, bottom, sw)
+    glyphs = [Glyph(g.x, g.y, g.mask, "/") if g.mark is None and slash_of(g, top, bottom) else g for g in glyphs]
     if not any(g.mark is None for g in glyphs):
         return None
     glyphs.sort(key=lambda g: g.cx)
