@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -10,6 +13,71 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import HcrError
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` (int, float, bool, str, dict, list of str, unions with
+    None), or ValueError saying what was expected. Lenient only where nothing is lost:
+    ``'2'`` and ``2.0`` are 2, ``'1e-3'`` is 0.001; ``64.5`` is no int and ``True`` no number."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg)
+            except ValueError as e:
+                errors.append(str(e).removeprefix("expected "))
+        raise ValueError("expected " + " or ".join(errors) + (" or nothing (null)" if type(None) in args else ""))
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError("expected true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ValueError("expected a whole number")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ValueError("expected a number (such as 0.001 or 1e-3)") from None
+        else:
+            raise ValueError("expected a number (such as 0.001 or 1e-3)")
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
+        return number
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("expected text")
+    if origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return dict(value)
+        raise ValueError("expected a mapping (key: value)")
+    if origin is list:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ValueError("expected a list of names")
+    return value  # pragma: no cover (every recipe field has one of the types above)
 
 
 class _Recipe:
@@ -20,11 +88,23 @@ class _Recipe:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Any:
+        """The recipe from a mapping (a YAML file, overrides): every value is checked against
+        its field's type and coerced where that is unambiguous (``lr: 1e-3``, which YAML reads
+        as a string, ``epochs: '2'``); every wrong field is named, one line each."""
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(d) - known)
         if unknown:
             raise HcrError(f"unknown training option(s) {unknown}; valid: {sorted(known)}")
-        return cls(**dict(d))
+        hints = typing.get_type_hints(cls)
+        values, wrong = {}, []
+        for name, value in d.items():
+            try:
+                values[name] = _coerce(value, hints[name])
+            except ValueError as e:
+                wrong.append(f"recipe option {name!r}: {e}, got {value!r}")
+        if wrong:
+            raise HcrError("\n".join(wrong))
+        return cls(**values)
 
     def updated(self, **overrides: Any) -> Any:
         """A copy with the non-None overrides applied (command-line flags)."""
