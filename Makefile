@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-# torch is pinned to 2.13.0 in pyproject.toml (a CPU build is picked up by that exact pin)
+# torch: a range in pyproject.toml (>=2.6,<2.14); a CPU-only install: docs/install.md
 
 .PHONY: demo train-demo test test-tf install install-test bench clean
 

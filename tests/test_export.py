@@ -204,3 +204,16 @@ def test_cli_export_predict_evaluate(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert reports["torch"] == reports["onnx"]  # the same accuracy, to four decimals
     assert main(["export", "digits", "--format", "onnx", "--out", str(tmp_path / "q.onnx"), "--quantize", "int8"]) == 0
     assert "(onnx (int8)" in capsys.readouterr().out
+
+
+def test_onnx_export_without_the_onnx_package_says_which_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from hcr.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    code = main(["export", "digits", "--format", "onnx", "--out", str(tmp_path / "d.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and "ONNX export needs onnx: pip install 'hcr-toolkit[onnx]'" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing written

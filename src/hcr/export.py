@@ -192,6 +192,15 @@ def compare(reference: Backend, other: Backend, batches: Sequence[np.ndarray]) -
 # --------------------------------------------------------------------------- ONNX
 
 
+def _require_onnx() -> None:
+    """ONNX export writes with the ``onnx`` package (onnxruntime alone runs, not writes)."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise HcrError(f"ONNX export needs {' and '.join(missing)}: pip install 'hcr-toolkit[onnx]'")
+
+
 def _onnx_bytes(model: nn.Module, meta: ModelMeta, opset: int = OPSET) -> bytes:
     import onnx
 
@@ -526,6 +535,8 @@ def export_model(
         raise HcrError(f"unknown quantisation {quantize!r}; the one offered is int8")
     if quantize and fmt != "onnx":
         raise HcrError("int8 quantisation is offered for ONNX exports only (--format onnx)")
+    if fmt == "onnx":
+        _require_onnx()
     t0 = time.perf_counter()
     model, meta = resolve_source(source)
     meta = replace(meta, layout="NHWC" if fmt in ("keras", "tf-savedmodel", "tflite") else "NCHW", output="logits", invert=False, scale=1.0)

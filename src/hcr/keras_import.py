@@ -97,7 +97,7 @@ def read_keras_config(path: Path) -> Any:
     except ModelFileError:
         raise
     except ImportError:
-        raise HcrError(f"{where}: reading .h5 files needs h5py (installed with TensorFlow: pip install 'hcr[tf]')") from None
+        raise HcrError(f"{where}: reading .h5 files needs h5py (installed with TensorFlow: pip install 'hcr-toolkit[tf]')") from None
     except Exception as e:  # zipfile, h5py and json raise many types for damaged files
         raise ModelFileError(f"{where}: not a readable Keras model file (corrupt or truncated: {first_line(e)})") from None
 

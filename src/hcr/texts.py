@@ -3,7 +3,7 @@
 :func:`sample_text` draws one line: English words, a person's name, a date, a number or
 an amount, a code, an address, a phone number, or random characters, in upper, lower,
 title or mixed case. Names, places and streets come from the Faker package's locale data
-(Latin-script locales, MIT licence: ``pip install 'hcr[synth]'``), words from its English
+(Latin-script locales, MIT licence: ``pip install 'hcr-toolkit[synth]'``), words from its English
 word list; accents outside the target alphabet are folded (``é`` -> ``e``). Every draw
 takes its randomness from the generator it is given, so the same seed gives the same text.
 """
@@ -38,7 +38,7 @@ def _faker(locale: str) -> Any:
     try:
         from faker import Faker
     except ImportError:
-        raise HcrError("synthetic text needs the Faker package: pip install 'hcr[synth]'") from None
+        raise HcrError("synthetic text needs the Faker package: pip install 'hcr-toolkit[synth]'") from None
     return Faker(locale)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ..errors import DataError, UnknownNameError
 from .base import DataSource, Samples, default_data_dir, resolve_data_dir, split_indices
 
-__all__ = ["DataSource", "Samples", "SOURCES", "default_data_dir", "get_source", "list_sources", "resolve_data_dir", "split_indices"]
+__all__ = ["DataSource", "LINE_SOURCES", "Samples", "SOURCES", "is_line_source", "default_data_dir", "get_source", "list_sources", "resolve_data_dir", "split_indices"]
 
 
 def _mnist(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
@@ -80,6 +80,18 @@ SOURCES: dict[str, tuple[Callable[..., DataSource], str]] = {
     "folder": (_folder, "your images, one sub-folder per class; folder:PATH"),
     "printed": (_printed, "printed or handwritten: character crops of typeset and real handwritten lines (generated; needs DHSD, EMNIST and the fonts)"),
 }
+
+
+#: The word/line data sets (``hcr data list``), by spec, with a one-line description.
+LINE_SOURCES: dict[str, str] = {
+    "dhsd": "DHSD: 4,745 German handwritten street names by 37 writers (words; place it in DATA_DIR/words/dhsd)",
+    "lines:PATH": "your word or line images: a folder with labels.tsv (file, text[, writer])",
+    "fonts:KIND": "lines typeset in handwriting or printed fonts (generated; the @fontsource fonts are fetched on first use)",
+    "synth:DATA": "lines composed from a character data set's glyphs (generated), e.g. synth:emnist-byclass",
+}
+def is_line_source(spec: str) -> bool:
+    """Whether ``spec`` names a word/line data set (else a character data set)."""
+    return spec.partition(":")[0] in {k.partition(":")[0] for k in LINE_SOURCES}
 
 
 def list_sources() -> list[str]:

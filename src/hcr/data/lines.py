@@ -298,10 +298,7 @@ def get_line_source(spec: str, data_dir: str | Path | None = None, **options: An
         if name == "dhsd":
             folder = resolve_data_dir(data_dir) / "words" / "dhsd"
             if not (folder / "labels.tsv").is_file():
-                raise DataError(
-                    f"DHSD not found in {folder}: place labels.tsv and images/ there (from the DHSD release), "
-                    "or point --data-dir / HCR_DATA_DIR at the folder holding words/dhsd"
-                )
+                raise DataError(f"DHSD not found in {folder} (point --data-dir / HCR_DATA_DIR at the folder holding words/dhsd). {DHSD_SOURCE}")
             return LineFolder(folder, citation=DHSD_CITATION, name="dhsd", **options)
         if name == "fonts":
             return FontLines(path or "handwriting", **options)
@@ -312,6 +309,43 @@ def get_line_source(spec: str, data_dir: str | Path | None = None, **options: An
     except TypeError as e:
         raise DataError(f"line data {spec!r} does not take the option(s) {sorted(options)}: {e}") from None
     raise UnknownNameError("line data set", spec, ["lines:PATH", "dhsd", "fonts:KIND", "synth:DATA"])
+
+
+#: Where DHSD comes from, for ``hcr data info dhsd`` and the error when it is missing.
+DHSD_SOURCE = (
+    "DHSD is not downloaded by hcr: obtain the release from its authors (DFKI; CC BY 4.0) and place "
+    "labels.tsv (file, text, writer) and images/ in DATA_DIR/words/dhsd (docs/datasets.md)"
+)
+
+
+def describe_line_source(spec: str, data_dir: str | Path | None = None, split: str | None = None) -> list[str]:
+    """The lines ``hcr data info`` prints for a word/line data set: its credit, where it
+    comes from, and, for a folder on disk, the lines, writers and characters of each split.
+    Generated sets are described, not generated (that can take minutes)."""
+    name = spec.partition(":")[0]
+    out = [spec]
+    try:
+        src = get_line_source(spec, data_dir)
+    except DataError as e:
+        out.append(f"  not available locally: {str(e).splitlines()[0]}")
+        return out
+    if getattr(src, "citation", ""):
+        out.append(f"  credit: {src.citation}")
+    if name == "dhsd":
+        out.append(f"  where from: {DHSD_SOURCE}")
+    out.append(f"  splits: {', '.join(LINE_SPLITS)}")
+    if not isinstance(src, LineFolder):
+        out.append("  generated on use (train with it: hcr train --config a recipe with task: sequence; docs/reading.md)")
+        return out
+    out.append(f"  folder: {src.folder}")
+    for s in [split] if split else LINE_SPLITS:
+        data = src.load(s)
+        chars = sorted(set("".join(data.texts)))
+        writers = len(set(data.writers)) if data.writers is not None else 0
+        out.append(f"  {s}: {len(data):,} lines" + (f", {writers} writers" if writers else "") + f", {len(chars)} characters")
+        if s == "all":
+            out.append("    characters: " + "".join(chars).replace(" ", "␣"))
+    return out
 
 
 def decode_line(item: ImageInput, name: str) -> np.ndarray:

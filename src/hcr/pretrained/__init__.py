@@ -61,7 +61,7 @@ def _manifest() -> dict[str, PretrainedModel]:
     try:
         raw = json.loads(MANIFEST.read_text())
     except (OSError, ValueError) as e:
-        raise ModelFileError(f"{MANIFEST}: the pretrained model manifest cannot be read ({e}); reinstall hcr") from None
+        raise ModelFileError(f"{MANIFEST}: the pretrained model manifest cannot be read ({e}); reinstall hcr-toolkit") from None
     return {m["name"]: PretrainedModel(**m) for m in raw["models"]}
 
 
@@ -100,7 +100,7 @@ def _verified(name: str, runtime: bool, mtime_ns: int, size: int) -> Path:
     if size != want_bytes or sha256_file(path) != want_sha:
         raise ModelFileError(
             f"pretrained model {name!r} ({path}) does not match its recorded checksum: the file is damaged "
-            f"or was replaced; reinstall hcr, or retrain it with `hcr train --config {get_pretrained(name).config}`"
+            f"or was replaced; reinstall hcr-toolkit, or retrain it with `hcr train --config {get_pretrained(name).config}`"
         )
     return path
 
@@ -110,7 +110,7 @@ def _checked(name: str, runtime: bool) -> Path:
     try:
         st = path.stat()
     except OSError:
-        raise ModelFileError(f"pretrained model {name!r} is missing from the installation ({path}); reinstall hcr") from None
+        raise ModelFileError(f"pretrained model {name!r} is missing from the installation ({path}); reinstall hcr-toolkit") from None
     return _verified(name, runtime, st.st_mtime_ns, st.st_size)
 
 

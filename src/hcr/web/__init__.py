@@ -5,7 +5,7 @@ shared preprocessing; what they have in common (the model registry loaded once a
 between sessions and requests, upload checks, display helpers) lives in
 :mod:`hcr.web.service`. The Streamlit page is :mod:`hcr.web.app`, the FastAPI application
 :mod:`hcr.web.api`. Importing this package does not import Streamlit or FastAPI (they come
-with the ``web`` extra: ``pip install 'hcr[web]'``).
+with the ``web`` extra: ``pip install 'hcr-toolkit[web]'``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def run_app(host: str = "127.0.0.1", port: int = 8501, *, model: str | None = No
 
     for module in ("streamlit", "streamlit_drawable_canvas"):  # found, not imported: the canvas registers itself on import
         if find_spec(module) is None:
-            raise HcrError(f"hcr app needs the web extra ({module} is missing): pip install 'hcr[web]'")
+            raise HcrError(f"hcr app needs the web extra ({module} is missing): pip install 'hcr-toolkit[web]'")
     if model is not None:
         from ..pretrained import is_pretrained_name, resolve_model
 
