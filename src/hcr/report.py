@@ -24,9 +24,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from .annotate import ReadingLike, annotate_reading
 from .metrics import normalize_rows, validate_predictions
 
 __all__ = [
+    "ReadingLike",
     "annotate_predictions",
     "annotate_reading",
     "atomic_write_bytes",
@@ -536,56 +538,5 @@ def annotate_predictions(
 
 # --------------------------------------------------------------------------- annotated reading
 
-
-class ReadingLike(Protocol):
-    """What :func:`annotate_reading` reads from a :class:`hcr.reader.ReadResult`: the
-    decoded image, the layout (for the removed ink) and the characters (each with ``char``,
-    ``confidence``, ``box``, ``uncertain`` and ``mark``)."""
-
-    image: np.ndarray | None
-    layout: Any
-
-    @property
-    def characters(self) -> Sequence[Any]: ...
-
-
-# BGR, for OpenCV drawing
-_BGR_OK, _BGR_UNCERTAIN, _BGR_MARK, _BGR_REMOVED = (55, 127, 26), (0, 89, 179), (200, 110, 20), (120, 120, 235)
-
-
-def annotate_reading(result: ReadingLike, path: Path | str, *, max_side: int = 2400) -> Path:
-    """The image :meth:`hcr.reader.Reader.read` read, faded, with each character's box and
-    answer drawn on it: green for answers at or above the threshold, orange for uncertain
-    ones, blue for punctuation recognised by shape; ink taken out as form lines or specks is
-    tinted red. Images larger than ``max_side`` are scaled down. Written atomically as a
-    PNG; returns ``path``. (Answers are drawn with OpenCV's ASCII font.)"""
-    import cv2
-
-    if result.image is None:
-        raise ValueError("the result holds no image (an unreadable file)")
-    grey = np.asarray(result.image)
-    h, w = grey.shape
-    scale = min(1.0, max_side / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA) if scale < 1 else grey
-    faded = (110 + small.astype(np.float32) * (145 / 255)).astype(np.uint8)
-    img = cv2.cvtColor(faded, cv2.COLOR_GRAY2BGR)
-    removed = getattr(result.layout, "removed", None)
-    if removed is not None and removed.shape == grey.shape and removed.any():
-        r = cv2.resize(removed.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0 if scale < 1 else removed
-        img[r] = _BGR_REMOVED
-    thick = max(1, round(max(size) / 800))
-    for c in result.characters:
-        x, y, bw, bh = (v * scale for v in c.box)
-        colour = _BGR_MARK if c.mark else _BGR_UNCERTAIN if c.uncertain else _BGR_OK
-        p0, p1 = (int(x), int(y)), (int(round(x + bw)), int(round(y + bh)))
-        cv2.rectangle(img, p0, p1, colour, thick)
-        font = max(0.35, min(2.5, 0.6 * max(bh, 12) / 22))
-        label = c.char.encode("ascii", "replace").decode() + ("" if c.mark else f" {c.confidence:.2f}" if c.uncertain else "")
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
-        ty = int(y) - 3 if y - th - 3 >= 0 else int(round(y + bh)) + th + 3
-        cv2.putText(img, label, (int(x), ty), cv2.FONT_HERSHEY_SIMPLEX, font, colour, thick, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:  # pragma: no cover - OpenCV always encodes a BGR uint8 image
-        raise ValueError("PNG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+# annotate_reading (``hcr read --annotate``) and its ReadingLike protocol live in
+# :mod:`hcr.annotate` (OpenCV only, no matplotlib) and are re-exported above.

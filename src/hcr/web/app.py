@@ -5,17 +5,28 @@ pixels or labels is the library's: images go through :class:`hcr.predictor.Predi
 :class:`hcr.reader.Reader` from a shared :class:`hcr.web.service.ModelRegistry`; this file
 only lays out controls and results.
 
-*Read as* (sidebar): **Auto** reads each image as text first and shows the text with the
-character boxes when it holds more than one character, else the single-character view
-(answer, top-5 chart, preprocessing stages and the 28x28 model input); **One character**
-and **Text** force one view; **Form field** reads the handwritten value of a field crop
-(:meth:`hcr.reader.Reader.read_field`). Printed words are left out of the text.
+*Model* (sidebar): the shipped character models (``chars``, ``digits``, ``letters``), the
+word/line model ``words`` (read with :class:`hcr.reader.CrnnReader`: text views only), and
+model files. *Read as*: **Auto** reads each image as text first and shows the text with the
+character and line boxes when it holds more than one character, else the single-character
+view (answer, top-5 chart, preprocessing stages and the 28x28 model input; with ``words``
+Auto is Text); **One character** (character models only) and **Text** force one view;
+**Form field** reads the handwritten value of a field crop
+(:meth:`hcr.reader.Reader.read_field`). Printed words are left out of the text. With
+several uploads a summary table (one row per image) follows, with CSV and JSON downloads
+(:func:`hcr.web.service.summary_row`).
+
+The drawing canvas and the answer sit side by side in a wrapping row: the canvas pane has
+the canvas's fixed width, the answer pane a minimum width, so where both do not fit (a
+1024 px window with the sidebar open) the answer goes below the canvas instead of the
+canvas being cut off.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -26,13 +37,31 @@ from hcr.predictor import Prediction, Predictor
 from hcr.preprocess import Preprocessed
 from hcr.reader import ReadResult
 from hcr.web import ENV_APP_MAX_UPLOAD_MB, ENV_APP_MODEL
-from hcr.web.service import DEFAULT_MAX_UPLOAD_BYTES, ModelRegistry, annotated_reading_png, check_upload, format_mb, stage_images
+from hcr.web.service import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    SUMMARY_COLUMNS,
+    ModelRegistry,
+    annotated_reading_png,
+    check_upload,
+    format_mb,
+    stage_images,
+    summary_csv,
+    summary_json,
+    summary_row,
+)
 
 UPLOAD_MODEL = "Upload a model file..."
 ANY_CHARSET = "any"
 CUSTOM_CHARSET = "custom..."
 AUTO, ONE, TEXT, FIELD = "Auto", "One character", "Text", "Form field"
+#: The mode a summary row names (an image that could not be read: the mode asked for).
+MODE_NAMES = {AUTO: "auto", ONE: "character", TEXT: "text", FIELD: "field"}
+#: Kinds of shipped model the page offers: character classifiers and the word/line model
+#: (not the printed-or-handwritten classifier, a helper of the readers).
+TASKS = ("classify", "sequence")
 CANVAS_SIDE = 280
+CANVAS_PANE = CANVAS_SIDE + 16  # the canvas pane's fixed width (px)
+ANSWER_MIN = 400  # the answer pane's minimum width (px): narrower, it goes below the canvas
 TOP_K = 5
 STAGE_SIDE = 112  # pixels; a multiple of 28, so the model input is shown with square pixels
 STAGES_PER_ROW = 3
@@ -41,6 +70,7 @@ STAGES_PER_ROW = 3
 @dataclass(frozen=True)
 class Settings:
     model: str
+    task: str  # "classify" (a character model) or "sequence" (words and lines)
     charset: str | None
     ignore_case: bool
     threshold: float
@@ -51,7 +81,7 @@ class Settings:
 @st.cache_resource(show_spinner="Loading the models...")
 def registry() -> ModelRegistry:
     """One registry for every session of this server: each model is loaded once."""
-    return ModelRegistry()
+    return ModelRegistry(tasks=TASKS)
 
 
 def start_model(reg: ModelRegistry) -> str:
@@ -115,10 +145,25 @@ def sidebar(reg: ModelRegistry) -> Settings:
         ignore_case = st.checkbox("Ignore letter case", key="ignore_case", help="o/O, s/S, ... count as one answer")
         threshold = st.slider("Rejection threshold", 0.0, 1.0, 0.5, 0.05, key="threshold",
                               help="answers less confident than this are marked uncertain")
-        mode = st.radio("Read as", [AUTO, ONE, TEXT, FIELD], key="mode", horizontal=True,
+        task = reg.task(model)
+        modes = [AUTO, ONE, TEXT, FIELD] if task == "classify" else [AUTO, TEXT, FIELD]
+        if st.session_state.get("mode") not in modes:  # "One character" chosen with a character model
+            st.session_state["mode"] = AUTO
+        mode = st.radio("Read as", modes, key="mode", horizontal=True,
                         help="Auto: text (with character boxes) when an image holds several characters, else one character; "
                              "Form field: the handwritten value of a field crop, without its printed label or neighbouring rows")
-    return Settings(model, charset, ignore_case, float(threshold), str(mode), max_upload_bytes())
+        if task == "sequence":
+            st.caption(f"`{model}` reads whole words and lines, so Auto reads as text; "
+                       "*One character* needs a character model (chars, digits, letters).")
+    return Settings(model, task, charset, ignore_case, float(threshold), str(mode), max_upload_bytes())
+
+
+def check_settings(reg: ModelRegistry, s: Settings) -> None:
+    """Make (and cache) the model variant the settings ask for: a bad charset fails here, once."""
+    if s.task == "sequence":
+        reg.reader(s.model, charset=s.charset, ignore_case=s.ignore_case, threshold=s.threshold)
+    else:
+        reg.predictor(s.model, charset=s.charset, ignore_case=s.ignore_case, threshold=s.threshold)
 
 
 # --------------------------------------------------------------------------- results
@@ -152,7 +197,7 @@ def show_reading(result: ReadResult, name: str) -> None:
         st.code(result.text, language=None)
         if result.uncertain:
             st.caption(f"{result.uncertain} of {len(result.characters)} characters are uncertain (orange boxes).")
-    st.image(annotated_reading_png(result), caption="green: sure, orange: uncertain, blue: punctuation, red: ink left out")
+    st.image(annotated_reading_png(result), caption="green: sure, orange: uncertain, blue: punctuation, purple: a line read, red: ink left out")
     if result.characters:
         rows = [{"character": c.char, "confidence": round(c.confidence, 3), "line": c.line + 1, "word": c.word + 1,
                  "box (x, y, w, h)": ", ".join(map(str, c.box)), "alternatives": "  ".join(f"{s} {p:.2f}" for s, p in c.top_k[1:4])}
@@ -160,27 +205,40 @@ def show_reading(result: ReadResult, name: str) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
-def show_image(data: bytes, name: str, settings: Settings, reg: ModelRegistry) -> None:
-    """Answer for one image (a drawing or an upload), in the view the mode asks for."""
+def show_image(data: bytes, name: str, settings: Settings, reg: ModelRegistry) -> dict[str, Any]:
+    """Answer for one image (a drawing or an upload), in the view the mode asks for (a word/line
+    model: always the text view); returns its summary row."""
     try:
         check_upload(data, name, settings.max_bytes)
-        if settings.mode != ONE:
+        sequence = settings.task == "sequence"
+        if settings.mode != ONE or sequence:
             reader = reg.reader(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)
             result = reader.read(data, name=name, field=settings.mode == FIELD)
-            if settings.mode in (TEXT, FIELD) or len(result.characters) > 1:
+            if sequence or settings.mode in (TEXT, FIELD) or len(result.characters) > 1:
                 show_reading(result, name)
-                return
+                return summary_row(name, "field" if result.field else "text", result)
         predictor: Predictor = reg.predictor(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)
         pre = predictor.preprocess(data, stages=True, name=name)
-        show_prediction(pre, predictor.predict_inputs([pre], top_k=TOP_K)[0], settings, name)
+        prediction = predictor.predict_inputs([pre], top_k=TOP_K)[0]
+        show_prediction(pre, prediction, settings, name)
+        return summary_row(name, "character", prediction)
     except HcrError as e:
         st.error(str(e))
+        return summary_row(name, MODE_NAMES.get(settings.mode, settings.mode), error=str(e))
 
 
 def draw_tab(settings: Settings, reg: ModelRegistry) -> None:
     from streamlit_drawable_canvas import st_canvas
 
-    left, right = st.columns([1, 2], gap="large")
+    # a wrapping row rather than st.columns: the canvas pane keeps the canvas's width and the
+    # answer pane a minimum width (CSS on the row's item that holds it, found by the pane's key
+    # class), so a narrow main area (1024 px with the sidebar open) puts the answer below the
+    # canvas instead of cutting the canvas off
+    st.html(f"<style>.st-key-draw-row > .st-key-answer-pane, .st-key-draw-row > :has(> .st-key-answer-pane) "
+            f"{{ min-width: min({ANSWER_MIN}px, 100%); }}</style>")
+    with st.container(horizontal=True, gap="large", key="draw-row"):
+        left = st.container(width=CANVAS_PANE, key="canvas-pane")
+        right = st.container(width="stretch", key="answer-pane")
     with left:
         st.caption("Draw one character (or a few) with the mouse or a finger.")
         generation = st.session_state.setdefault("canvas_generation", 0)
@@ -205,10 +263,24 @@ def upload_tab(settings: Settings, reg: ModelRegistry) -> None:
     if not files:
         st.info("Upload one or more images: a character, or a line or page of separately written characters.")
         return
+    rows = []
     for file in files:
         st.divider()
         st.subheader(file.name)
-        show_image(file.getvalue(), file.name, settings, reg)
+        rows.append(show_image(file.getvalue(), file.name, settings, reg))
+    if len(rows) > 1:
+        show_summary(rows)
+
+
+def show_summary(rows: list[dict[str, Any]]) -> None:
+    """Several uploads: one row per image, and the same rows as CSV and JSON downloads."""
+    st.divider()
+    st.subheader("Summary")
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    st.dataframe(table, hide_index=True, key="summary")
+    with st.container(horizontal=True):
+        st.download_button("Download CSV", summary_csv(rows), file_name="hcr-results.csv", mime="text/csv", key="download_csv", on_click="ignore")
+        st.download_button("Download JSON", summary_json(rows), file_name="hcr-results.json", mime="application/json", key="download_json", on_click="ignore")
 
 
 def main() -> None:
@@ -216,7 +288,7 @@ def main() -> None:
     reg = registry()
     try:
         settings = sidebar(reg)
-        reg.predictor(settings.model, charset=settings.charset, ignore_case=settings.ignore_case, threshold=settings.threshold)
+        check_settings(reg, settings)
     except HcrError as e:  # a charset the model cannot answer with, a damaged model file
         st.error(str(e))
         st.stop()

@@ -2,37 +2,45 @@
 
 :class:`ModelRegistry` holds the models a front end offers (the shipped pretrained ones by
 default, model files by path, and model files uploaded to the page): character classifiers
-and, where the front end reads words (the API's ``/v1/read``), word/line (CTC) models. Each
-model's file is read once (:meth:`hcr.predictor.Predictor.load`,
-:meth:`hcr.line_recognizer.LineRecognizer`); the charset, case and threshold options
-of a request make a light *variant* of that predictor which shares its network, cached
-(least recently used first out) so that repeated option sets cost nothing. Everything is
+and, where the front end reads words (the API's ``/v1/read``, the page), word/line (CTC)
+models. Each model's file is read once (:meth:`hcr.predictor.Predictor.load`,
+:meth:`hcr.line_recognizer.LineRecognizer`); the charset, case and threshold options of a
+request make a light *variant* of that predictor which shares its network, cached (least
+recently used first out) so that repeated option sets cost nothing. Everything is
 guarded by one lock, so concurrent requests and Streamlit sessions can share a registry.
 The network itself is only read during inference (``torch.inference_mode``, eval mode set
 at load), so variants run concurrently without a lock.
+
+Display helpers for the page: the preprocessing stages (:func:`stage_images`), the annotated
+reading (:func:`annotated_reading_png`) and the summary of several uploads
+(:func:`summary_row`, :func:`summary_csv`, :func:`summary_json`).
 """
 
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
+import io
+import json
 import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..charset import AnswerFilter, describe_symbols
 from ..errors import HcrError, InputError, UnknownNameError
 from ..line_recognizer import LineRecognizer
-from ..predictor import Predictor
-from ..preprocess import Preprocessed
 from ..page import PrintedModel
-from ..reader import CrnnReader, ReadResult, Reader, split_charset
+from ..predictor import Prediction, Predictor
+from ..preprocess import Preprocessed
+from ..reader import CrnnReader, Reader, ReadResult, split_charset
 
 #: Largest image accepted by the page and the API (bytes); the library's own limit is larger.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -288,17 +296,73 @@ def stage_images(pre: Preprocessed, side: int = 112) -> list[tuple[str, np.ndarr
 
 
 def annotated_reading_png(result: ReadResult) -> bytes:
-    """The image read with its character boxes and answers drawn on it
-    (:func:`hcr.report.annotate_reading`), as PNG bytes."""
-    from ..report import annotate_reading
+    """The image read with its character boxes and answers (labels placed so none overlap)
+    and a box around each line drawn on it (:func:`hcr.annotate.annotate_reading`), as PNG
+    bytes."""
+    from ..annotate import reading_png
 
-    with tempfile.TemporaryDirectory(prefix="hcr-web-") as tmp:
-        return annotate_reading(result, Path(tmp) / "reading.png").read_bytes()
+    return reading_png(result)
+
+
+# --------------------------------------------------------------------------- summary of several images
+
+#: The columns of :func:`summary_row` (the page's summary table, its CSV and JSON downloads).
+SUMMARY_COLUMNS = ("file", "mode", "text", "confidence", "characters", "uncertain", "blank", "error")
+
+
+def summary_row(file: str, mode: str, answer: Prediction | ReadResult | None = None, *, error: str | None = None) -> dict[str, Any]:
+    """One image's row of the summary table (:data:`SUMMARY_COLUMNS`): its ``file`` name,
+    the ``mode`` it was read in (``character``, ``text`` or ``field``; for an image that
+    could not be read, the mode asked for), the ``text`` read (a character's label), the
+    ``confidence`` (a character's; for text the least confident character's, the one most
+    likely wrong; None when nothing was read), the number of ``characters`` read, how many
+    of them are ``uncertain`` (below the threshold), whether it is ``blank`` (no character
+    or no handwriting) and the ``error`` message (None, or set with everything else empty
+    and ``blank`` None)."""
+    row: dict[str, Any] = {"file": file, "mode": mode, "text": "", "confidence": None, "characters": 0, "uncertain": 0, "blank": None, "error": None}
+    if error is not None or answer is None:
+        row["error"] = error or "not read"
+        return row
+    if isinstance(answer, Prediction):
+        if answer.error is not None:
+            row["error"] = answer.error
+            return row
+        read = not answer.blank and answer.label is not None
+        row.update(text=answer.label if read else "", confidence=round(float(answer.confidence), 4) if read else None,
+                   characters=int(read), uncertain=int(read and answer.uncertain), blank=not read)
+        return row
+    if answer.error is not None:
+        row["error"] = answer.error
+        return row
+    chars = answer.characters
+    row.update(text=answer.text, confidence=round(min(float(c.confidence) for c in chars), 4) if chars else None,
+               characters=len(chars), uncertain=answer.uncertain, blank=answer.blank)
+    return row
+
+
+def summary_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows of :func:`summary_row` as CSV (a header of :data:`SUMMARY_COLUMNS`; None
+    empty, booleans ``true``/``false``; a text of several lines quoted)."""
+    def cell(v: Any) -> Any:
+        return "" if v is None else ("true" if v else "false") if isinstance(v, bool) else v
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    for row in rows:
+        writer.writerow([cell(row.get(k)) for k in SUMMARY_COLUMNS])
+    return buf.getvalue()
+
+
+def summary_json(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows of :func:`summary_row` as a JSON array of objects (UTF-8 text, indented)."""
+    return json.dumps([{k: row.get(k) for k in SUMMARY_COLUMNS} for row in rows], indent=2, ensure_ascii=False) + "\n"
 
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
     "STAGE_TITLES",
+    "SUMMARY_COLUMNS",
     "ModelEntry",
     "ModelRegistry",
     "UploadTooLarge",
@@ -306,4 +370,7 @@ __all__ = [
     "check_upload",
     "format_mb",
     "stage_images",
+    "summary_csv",
+    "summary_json",
+    "summary_row",
 ]
