@@ -101,6 +101,27 @@ def test_data_info_digits_prints_class_counts(capsys: pytest.CaptureFixture[str]
     assert code == 0 and "test:" in out and "train:" not in out
 
 
+def test_data_info_of_word_and_line_sets(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0 and "dhsd" in out and "lines:PATH" in out
+    # DHSD missing: says where it looked and where the data comes from, no error
+    code, out, err = run(capsys, "data", "info", "dhsd", "--data-dir", str(tmp_path))
+    assert code == 0, err
+    assert "not available locally" in out and str(tmp_path) in out and "DFKI" in out
+    # your own words: lines, writers and characters per split
+    folder = tmp_path / "words"
+    folder.mkdir()
+    rows = ["file\ttext\twriter"]
+    for i in range(20):
+        Image.new("L", (40, 16), 255).save(folder / f"{i}.png")
+        rows.append(f"{i}.png\tword {i}\tw{i % 4}")
+    (folder / "labels.tsv").write_text("\n".join(rows) + "\n")
+    code, out, err = run(capsys, "data", "info", f"lines:{folder}")
+    assert code == 0, err
+    assert "all: 20 lines, 4 writers, 15 characters" in out
+    assert re.search(r"val: \d+ lines, 1 writers", out) and "train:" in out
+
+
 def test_data_info_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "data", "info", "nope")
     assert code == 2

@@ -170,3 +170,33 @@ def test_shipped_models_run_from_their_runtime_files_without_torch() -> None:
         str(SAMPLES / "char_R_blue-pen-scan.jpg"),
     )
     assert out == {"codes": [0, 0, 0], "labels": {"chars": "A", "digits": "7", "letters": "R"}, "words": "onnx", "torch": False}
+
+
+def test_hcr_models_lists_the_shipped_models_without_torch() -> None:
+    out = _run(
+        """
+        import contextlib, io, json
+        from hcr.cli import main
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["models"])
+        print(json.dumps({"code": code, "out": buf.getvalue()}))
+        """
+    )
+    assert out["code"] == 0
+    lines = {line.split()[0]: line for line in out["out"].splitlines() if line.strip()}
+    assert "62 classes" in lines["chars"] and "10 classes" in lines["digits"]
+    assert "unavailable" not in out["out"] and "training needs PyTorch" in out["out"]
+
+
+def test_hcr_models_and_the_api_agree_on_the_classes(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from hcr.cli import main
+    from hcr.web.api import ApiConfig, create_app
+
+    assert main(["models"]) == 0
+    cli = {line.split()[0]: int(line.split()[1]) for line in capsys.readouterr().out.splitlines() if " classes (" in line}
+    api = TestClient(create_app(ApiConfig(models=list(cli)))).get("/v1/models").json()["models"]
+    assert {m["name"]: m["num_classes"] for m in api} == cli

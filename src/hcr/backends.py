@@ -34,6 +34,15 @@ at import time; each backend imports its runtime (onnxruntime, tensorflow, torch
 is created. ``Predictor.load("model.onnx")`` therefore runs with numpy, Pillow, OpenCV and
 onnxruntime alone (``requirements-inference.txt``).
 
+**Pickling.** Every backend pickles (so :class:`~hcr.predictor.Predictor`,
+:class:`~hcr.reader.Reader` and :class:`~hcr.reader.CrnnReader` can be shipped to
+``multiprocessing``, Ray, Dask or Spark workers): what is pickled is the model's source and
+options, never a runtime session, and unpickling loads the network again in the receiving
+process. ONNX, TorchScript and TFLite backends carry the model file's bytes (so the file
+need not exist where they are unpickled), PyTorch backends their module (on the CPU; moved
+back to its device when that device exists there), Keras and SavedModel backends the path
+of their file (which must be readable at the same path where they are unpickled).
+
 **Safety.** Loading never unpickles: hcr model files go through ``torch.load(weights_only=True)``,
 Keras files are refused when their configuration holds a ``Lambda`` layer or a custom
 class, and are then loaded with ``safe_mode=True``; ONNX and TFLite are plain data
@@ -43,6 +52,7 @@ label list does not match the network's outputs, is a one-line ``ModelFileError`
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -392,6 +402,30 @@ class TorchBackend(Backend):
     def from_checkpoint(cls, ckpt: "Checkpoint", device: str = "cpu") -> "TorchBackend":
         return cls(ckpt.build_model(), meta_from_checkpoint(ckpt), ckpt.source, device)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The module travels on the CPU (a GPU's tensors would need that GPU to unpickle);
+        :meth:`__setstate__` moves it back to its device where that device exists."""
+        import copy
+
+        state = dict(self.__dict__)
+        state["device"] = str(self.device)
+        if self.device.type != "cpu":
+            state["model"] = copy.deepcopy(self.model).cpu()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import torch
+
+        from .models import channels_last
+
+        device = torch.device(state["device"])
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")  # unpickled on a machine without the GPU: run on its CPU
+        self.__dict__.update(state)
+        self.device = device
+        if device.type != "cpu":
+            self.model = channels_last(self.model.to(device)).eval()
+
     def raw(self, inputs: Any, batch_size: int | None = None) -> np.ndarray:
         from .predictor import batched_logits
 
@@ -432,11 +466,27 @@ class OnnxBackend(Backend):
     format = "onnx"
     batch_size = 64  # small convolution batches stay in cache: faster per image than 512 on CPUs
 
-    def __init__(self, path: Path, meta: ModelMeta | None = None, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], meta: ModelMeta | None = None, *, threads: int | None = None) -> None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise ModelFileError(f"{path}: cannot read the ONNX file ({e.strerror or e})") from None
+        self._open(data, meta, threads, str(path))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The file's bytes, metadata and options; never the onnxruntime session."""
+        return {"data": self._data, "meta": self.meta, "threads": self.threads, "source": self.source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._open(state["data"], state["meta"], state["threads"], state["source"])
+
+    def _open(self, data: bytes, meta: ModelMeta | None, threads: int | None, where: str) -> None:
+        """Start an onnxruntime session on the model ``data`` (read from ``where``)."""
         try:
             import onnxruntime as ort
         except ImportError:
-            raise HcrError(f"{path}: running ONNX models needs onnxruntime: pip install 'hcr[onnx]' (or onnxruntime)") from None
+            raise HcrError(f"{where}: running ONNX models needs onnxruntime: pip install 'hcr-toolkit[onnx]' (or onnxruntime)") from None
+        self._data, self.threads = data, threads
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
@@ -447,20 +497,20 @@ class OnnxBackend(Backend):
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise ModelFileError(f"{path}: not a readable ONNX model (corrupt, truncated or unsupported: {first_line(e)})") from None
-        where = str(path)
+            raise ModelFileError(f"{where}: not a readable ONNX model (corrupt, truncated or unsupported: {first_line(e)})") from None
         if meta is None:
             text = self.session.get_modelmeta().custom_metadata_map.get(META_KEY)
             if text is None:
-                raise ModelFileError(f"{where}: the ONNX file holds no hcr metadata and has no sidecar {sidecar_path(path).name}: export it with hcr export, or write the sidecar")
+                raise ModelFileError(f"{where}: the ONNX file holds no hcr metadata and has no sidecar {sidecar_path(where).name}: export it with hcr export, or write the sidecar")
             meta = ModelMeta.from_json(text, where)
         inp = self.session.get_inputs()
         if len(inp) != 1:
             raise ModelFileError(f"{where}: expected a network with one input, got {len(inp)}")
         self.input_name = inp[0].name
         meta = replace(meta, layout=_layout(inp[0].shape, where))
+        check_input_shape(meta, inp[0].shape, where)
         out_shape = self.session.get_outputs()[0].shape
         check_outputs(meta, out_shape[-1] if isinstance(out_shape[-1], int) else None, where)
         super().__init__(meta, where)
@@ -474,16 +524,31 @@ class TorchScriptBackend(Backend):
 
     format = "torchscript"
 
-    def __init__(self, path: Path, meta: ModelMeta | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], meta: ModelMeta | None = None) -> None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise ModelFileError(f"{path}: cannot read the TorchScript file ({e.strerror or e})") from None
+        self._open(data, meta, str(path))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The file's bytes and metadata; never the loaded module."""
+        return {"data": self._data, "meta": self.meta, "source": self.source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._open(state["data"], state["meta"], state["source"])
+
+    def _open(self, data: bytes, meta: ModelMeta | None, path: str) -> None:
         try:
             import torch
         except ImportError:
             raise HcrError(f"{path}: TorchScript models need PyTorch; export to ONNX for a torch-free runtime") from None
+        self._data = data
         extra = {META_FILE: ""}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export; it still loads
-                self.module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+                self.module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
         except Exception as e:
             raise ModelFileError(f"{path}: not a readable TorchScript model (corrupt, truncated or unsafe: {first_line(e)})") from None
         self.module.eval()
@@ -511,6 +576,23 @@ def _probe_size(meta: ModelMeta) -> tuple[int, int]:
     return s, s
 
 
+def check_input_shape(meta: ModelMeta, shape: Any, where: str) -> None:
+    """The network's declared input size must be the one its preprocessing makes (``H`` and
+    ``W`` of a classifier, ``H`` of a line model; a free dimension fits anything), so a file
+    declaring a 30000 x 30000 input is refused before anything is allocated for it."""
+    dims = list(shape)
+    want_h, want_w = _probe_size(meta)
+    if len(dims) == 2:  # (N, H*W)
+        if isinstance(dims[1], int) and dims[1] > 0 and dims[1] != want_h * want_w:
+            raise ModelFileError(f"{where}: the network declares {dims[1]} input values, but its preprocessing makes {want_h} x {want_w} = {want_h * want_w}")
+        return
+    h, w = (dims[2], dims[3]) if meta.layout == "NCHW" else (dims[1], dims[2])
+    wrong = [f"{name} {got}" for name, got, want in (("height", h, want_h), ("width", w, want_w))
+             if isinstance(got, int) and got > 0 and got != want and not (name == "width" and meta.task == "sequence")]
+    if wrong:
+        raise ModelFileError(f"{where}: the network declares input {', '.join(wrong)}, but its preprocessing makes {want_h} x {want_w} inputs")
+
+
 def _layout(shape: Any, where: str) -> str:
     try:
         return layout_of(shape)
@@ -533,7 +615,7 @@ def import_tensorflow() -> Any:
     try:
         import tensorflow as tf
     except ImportError:
-        raise HcrError("this model format needs TensorFlow: pip install 'hcr[tf]' (tensorflow-cpu)") from None
+        raise HcrError("this model format needs TensorFlow: pip install 'hcr-toolkit[tf]' (tensorflow-cpu)") from None
     return tf
 
 
@@ -546,6 +628,7 @@ class KerasBackend(Backend):
     def __init__(self, path: Path, meta: ModelMeta | None = None) -> None:
         from .keras_import import embedded_meta, load_keras_model, network_io
 
+        self._path, self._given_meta = Path(path), meta
         self.model = load_keras_model(path)
         where = str(path)
         if meta is None:
@@ -561,6 +644,14 @@ class KerasBackend(Backend):
         # one graph for every batch size (and width): eager Keras calls are slow, retraces slower
         self._call = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The file's path and the metadata it was loaded with: the file must be readable at
+        that path where the backend is unpickled."""
+        return {"path": str(self._path), "meta": self._given_meta}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Path(state["path"]), state["meta"])  # type: ignore[misc]
+
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self._call(x).numpy()
 
@@ -573,6 +664,7 @@ class SavedModelBackend(Backend):
     def __init__(self, path: Path, meta: ModelMeta | None = None) -> None:
         tf = import_tensorflow()
         where = str(path)
+        self._path, self._given_meta = Path(path), meta
         try:
             loaded = tf.saved_model.load(where)
             self.fn = loaded.signatures["serving_default"]
@@ -594,6 +686,14 @@ class SavedModelBackend(Backend):
         check_outputs(meta, outs[self.output_name].shape[-1], where)
         super().__init__(meta, where)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The folder's path and the metadata it was loaded with (the folder must be readable
+        at that path where the backend is unpickled)."""
+        return {"path": str(self._path), "meta": self._given_meta}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Path(state["path"]), state["meta"])  # type: ignore[misc]
+
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.fn(**{self.input_name: x})[self.output_name].numpy()
 
@@ -605,9 +705,18 @@ class TFLiteBackend(Backend):
     format = "tflite"
 
     def __init__(self, path: Path, meta: ModelMeta | None = None, *, threads: int | None = None) -> None:
+        self._open(Path(path).read_bytes(), meta, threads, str(path))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The file's bytes, metadata and options; never the interpreter."""
+        return {"data": self._data, "meta": self.meta, "threads": self.threads, "source": self.source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._open(state["data"], state["meta"], state["threads"], state["source"])
+
+    def _open(self, data: bytes, meta: ModelMeta | None, threads: int | None, where: str) -> None:
         import_tensorflow()
-        where = str(path)
-        data = path.read_bytes()
+        self._data, self.threads = data, threads
         try:
             self.interp = tflite_interpreter(data, threads)
             self.interp.allocate_tensors()

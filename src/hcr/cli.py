@@ -31,6 +31,27 @@ def _data_options(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _add_batch(p: argparse.ArgumentParser, task: str) -> None:
+    """The options of reading many images (hcr.batch): output file, workers, resume, Ray."""
+    from .batch import FORMATS
+
+    g = p.add_argument_group("many images (one row per image in a file; docs/scale.md)")
+    g.add_argument("--out", "-o", metavar="FILE",
+                   help="write one row per image (file, " + ("text" if task == "read" else "label") + ", confidence, error, ...) to FILE "
+                        "instead of printing: .jsonl, .csv or .parquet (- : JSON Lines on stdout); with --ray also a folder of shards (DIR/, s3://...)")
+    g.add_argument("--format", choices=FORMATS, help="output format when FILE's suffix does not say it")
+    g.add_argument("--manifest", metavar="FILE", help="images listed in FILE: .txt (one path per line), .csv/.tsv/.parquet/.jsonl "
+                                                      "with a file or path column (relative paths: from FILE's folder)")
+    g.add_argument("--column", metavar="NAME", help="the manifest's column of image paths (default: file, else path)")
+    g.add_argument("--workers", type=int, metavar="N", help="processes on this machine, each loading the model once (default 1); "
+                                                            "with --ray: Ray actors, one CPU each (default: every CPU of the cluster)")
+    g.add_argument("--resume", action="store_true", help="skip the images already in --out and append the rest (after an interruption)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out (without it, an existing output is refused unless --resume)")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray Data: a local Ray instance, or the cluster at ADDRESS (auto, ray://HOST:10001); needs pip install 'hcr-toolkit[distributed]'")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _pretrained_names() -> list[str]:
     """Names of the shipped models for help texts (empty if the manifest is unreadable:
     the error then surfaces, as one line, when a model is actually loaded)."""
@@ -44,7 +65,7 @@ def _pretrained_names() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .charset import NAMED_CHARSETS
-    from .data import SOURCES
+    from .data import LINE_SOURCES, SOURCES
     from .pretrained import DEFAULT_MODEL
 
     try:
@@ -63,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True)
     dsub.add_parser("list", help="the data sets hcr knows")
     info = dsub.add_parser("info", help="files, splits and class counts of a data set")
-    info.add_argument("name", help=f"one of: {', '.join(SOURCES)} (NAME:PATH for csv/folder)")
+    info.add_argument("name", help=f"one of: {', '.join(SOURCES)} (NAME:PATH for csv/folder), or a word/line data set: {', '.join(LINE_SOURCES)}")
     info.add_argument("--split", help="split to count (default: every split available locally)")
     _add_data_dir(info)
     dl = dsub.add_parser("download", help="fetch and verify a data set's files")
@@ -137,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     names = _pretrained_names()
     pr = sub.add_parser("predict", help="read characters from image files or folders")
-    pr.add_argument("inputs", nargs="+", help="image files or folders")
+    pr.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (quoted: 'scans/**/*.png')")
     pr.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
                     help=f"a shipped pretrained model ({', '.join(names) or 'see hcr models'}; default: {DEFAULT_MODEL}) "
                          "or a model file: .pt from hcr train, .onnx/.keras/.tflite/... from hcr export, or an imported Keras .h5")
@@ -154,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--annotate", metavar="OUT.png",
                     help="write one image: each input's thumbnail and model input, captioned with the answer")
     pr.add_argument("--device", default="cpu")
+    _add_batch(pr, "predict")
 
     rd = sub.add_parser("read", help="read lines, fields or pages: separately written characters (segment) or joined-up writing (crnn)")
-    rd.add_argument("inputs", nargs="+", help="image files or folders")
+    rd.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (quoted: 'scans/**/*.png')")
     rd.add_argument("--engine", choices=("segment", "crnn"), default="segment",
                     help="segment: cut characters apart and classify each (codes, forms, printed-style writing; default); "
                          "crnn: whole lines through the word/line model (joined-up and cursive writing)")
@@ -181,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--annotate", metavar="DIR", help="write each image with its boxes and answers drawn on it to DIR")
     rd.add_argument("--threshold", type=float, default=0.5, help="confidence below which characters are marked uncertain")
     rd.add_argument("--device", default="cpu")
+    _add_batch(rd, "read")
 
     web = sub.add_parser("app", help="the web page: draw or upload characters and see the answers (Streamlit)")
     web.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
@@ -216,6 +239,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.data_command == "list":
         for name, (_, desc) in D.SOURCES.items():
             print(f"{name:16s} {desc}")
+        print("\nword/line data sets (hcr train with task: sequence):")
+        for name, desc in D.LINE_SOURCES.items():
+            print(f"{name:16s} {desc}")
+        return 0
+    if args.data_command == "info" and D.is_line_source(args.name):
+        from .data.lines import describe_line_source
+
+        print("\n".join(describe_line_source(args.name, args.data_dir, args.split)))
         return 0
     src = D.get_source(args.name, args.data_dir, **_data_options(args.data_opt))
     if args.data_command == "download":
@@ -272,22 +303,27 @@ def _data_preview(src: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .backends import load_backend
     from .charset import describe_symbols
-    from .checkpoint import load_checkpoint
-    from .models import count_parameters, create_model, describe_model, list_models
-    from .pretrained import DEFAULT_MODEL, list_pretrained, pretrained_path
+    from .pretrained import DEFAULT_MODEL, list_pretrained
 
     use = {"classify": "hcr predict/read --model NAME", "sequence": "hcr read --engine crnn --model NAME", "printed": "hcr read (drops printed labels)"}
     print("Pretrained models:")
     for m in list_pretrained():
-        try:
-            labels = load_checkpoint(pretrained_path(m.name)).label_map
-            classes = f"{len(labels):>3} classes ({describe_symbols(labels.symbols, 24)})"
+        try:  # the runtime (ONNX) file where one ships: no torch needed to list them
+            backend = load_backend(m.name, shipped_runtime=True)
+            symbols = backend.codec.alphabet if backend.task == "sequence" else backend.label_map.symbols  # what it writes (no CTC blank), as GET /v1/models
+            classes = f"{len(symbols):>3} classes ({describe_symbols(symbols, 24)})"
         except HcrError as e:
             classes = f"unavailable: {str(e).splitlines()[0]}"
         default = "  [default]" if m.name == DEFAULT_MODEL else ""
         print(f"{m.name:10s} {classes:30s} {m.bytes / 1e6:5.1f} MB  {m.description}{default}  ({use.get(m.task, m.task)})")
     print()
+    try:
+        from .models import count_parameters, create_model, describe_model, list_models
+    except ImportError as e:  # an inference-only install (no torch): nothing to train with
+        print(f"Architectures: training needs PyTorch ({e.name} is not installed: an inference-only install, docs/export.md)")
+        return 0
     print("Architectures (hcr train --model NAME):")
     for name in list_models():
         n = count_parameters(create_model(name, 62))
@@ -399,33 +435,56 @@ def cmd_import_keras(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expand_inputs(inputs: Sequence[str]) -> list[Path]:
-    """The image files named by ``inputs`` (folders searched recursively); an error for a
-    model file passed as an image, or when nothing is left."""
-    from .data.folder import IMAGE_SUFFIXES
+def _expand_inputs(args: argparse.Namespace) -> list[Path]:
+    """The image files named by the inputs and --manifest (folders searched recursively,
+    glob patterns expanded: :func:`hcr.batch.list_images`)."""
+    from .batch import list_images
 
-    for item in inputs:  # the model used to be the first positional argument of predict
-        if Path(item).suffix.lower() in (".pt", ".onnx", ".keras", ".h5", ".tflite"):
-            raise HcrError(f"{item} looks like a model file, not an image: pass it as --model {item}")
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            files.append(p)  # missing files are reported per file by the predictor
-    if not files:
-        raise HcrError("no image files found in: " + ", ".join(inputs))
-    return files
+    if not args.inputs and not args.manifest:
+        raise HcrError("give image files or folders, or --manifest FILE")
+    return [Path(r.source) for r in list_images(args.inputs, manifest=args.manifest, column=args.column, unique=False)]
+
+
+_BATCH_ONLY = ("format", "workers", "resume", "overwrite", "ray", "no_progress")
+
+
+def _batch_job(args: argparse.Namespace, spec: Any, **options: Any) -> int | None:
+    """Run the command over many images with hcr.batch when --out (or a batch option) is
+    given; None when it is not (the command prints as usual)."""
+    from . import batch
+
+    batch_only = [f"--{k.replace('_', '-')}" for k in _BATCH_ONLY if getattr(args, k) not in (None, False)]
+    if args.out is None:
+        if batch_only:
+            raise HcrError(f"{', '.join(batch_only)} {'needs' if len(batch_only) == 1 else 'need'} --out FILE (the file the rows go to; - for JSON Lines on stdout)")
+        return None
+    clash = [f"--{k.replace('_', '-')}" for k in ("annotate", "save_input", "json") if getattr(args, k, None)]
+    if clash:
+        raise HcrError(f"{', '.join(clash)}: not with --out, where the rows go to {args.out}; leave {'it' if len(clash) == 1 else 'them'} out")
+    if not args.inputs and not args.manifest:
+        raise HcrError("give image files or folders, or --manifest FILE")
+    refs = batch.list_images(args.inputs, manifest=args.manifest, column=args.column)
+    common = dict(fmt=args.format, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress, **options)
+    if args.ray is not None:
+        summary = batch.run_ray(refs, args.out, spec, address=args.ray or None, workers=args.workers, **common)
+    else:
+        summary = batch.run(refs, args.out, spec, workers=args.workers or 1, **common)
+    print(summary.describe(), file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from PIL import Image
     import numpy as np
 
+    from .batch import ModelSpec
     from .predictor import Predictor
 
-    files = _expand_inputs(args.inputs)
+    spec = ModelSpec("predict", args.model, threshold=args.threshold, device=args.device, charset=args.charset, ignore_case=args.ignore_case)
+    code = _batch_job(args, spec, top_k=args.top_k)
+    if code is not None:
+        return code
+    files = _expand_inputs(args)
     predictor = Predictor.load(args.model, threshold=args.threshold, device=args.device, charset=args.charset, ignore_case=args.ignore_case)
     preds = predictor.predict_files(files, top_k=args.top_k)
     save_dir = Path(args.save_input) if args.save_input else None
@@ -468,9 +527,15 @@ def _annotation_path(out_dir: Path, file: str | None, index: int, used: set[str]
 
 
 def cmd_read(args: argparse.Namespace) -> int:
+    from .batch import ModelSpec
     from .reader import Reader
 
-    files = _expand_inputs(args.inputs)
+    spec = ModelSpec("read", args.model, engine=args.engine, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
+                     device=args.device, lexicon=args.lexicon, beam=args.beam, context=not args.no_context, keep_printed=args.keep_printed)
+    code = _batch_job(args, spec, field=args.field, details=args.details)
+    if code is not None:
+        return code
+    files = _expand_inputs(args)
     reader: Any
     if args.engine == "crnn":
         from .reader import CrnnReader
@@ -514,7 +579,7 @@ def cmd_read(args: argparse.Namespace) -> int:
                 print(f"    line {c.line + 1} word {c.word + 1}: {c.char!r} {c.confidence:.2f}{flag}  box {','.join(map(str, c.box))}"
                       + (f"  [{alts}]" if alts else ""))
         if out_dir is not None and result.error is None:
-            from .report import annotate_reading  # (matplotlib: not part of the inference-only install)
+            from .annotate import annotate_reading  # OpenCV only: works on an inference-only install
 
             path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used))
             print(f"annotated: {path}", file=sys.stderr)
@@ -533,7 +598,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .web.api import ApiConfig, serve
     except ImportError as e:
-        raise HcrError(f"hcr serve needs the web extra ({e.name} is missing): pip install 'hcr[web]'") from None
+        raise HcrError(f"hcr serve needs the web extra ({e.name} is missing): pip install 'hcr-toolkit[web]'") from None
     config = ApiConfig(models=args.model, max_upload_bytes=int(args.max_upload_mb * 2**20), timeout_s=args.timeout or None,
                        workers=args.workers, batch=not args.no_batch, cors_origins=args.cors_origin)
     serve(args.host, args.port, config, op_threads=args.op_threads or None, processes=args.processes, log_level=args.log_level)
@@ -554,7 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ModuleNotFoundError as e:  # e.g. an inference-only install (docs/export.md) asked to train
         print(f"hcr: error: hcr {args.command} needs {e.name}, which is not installed (an inference-only install "
-              "runs exported ONNX models with hcr predict); install hcr with its dependencies", file=sys.stderr)
+              "runs exported ONNX models with hcr predict); install hcr-toolkit with its dependencies", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hcr: interrupted", file=sys.stderr)
