@@ -10,9 +10,6 @@ works on an inference-only install. :mod:`hcr.report` re-exports :func:`annotate
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,17 +213,9 @@ def annotate_reading(result: ReadingLike, path: Path | str, *, max_side: int = 2
     (:func:`label_layout`); the image grows a light margin where they fall outside it.
     Images larger than ``max_side`` are scaled down. Written atomically as a PNG; returns
     ``path``. (Answers are drawn with OpenCV's ASCII font.)"""
+    from .backends import write_atomic
+
     data = reading_png(result, max_side=max_side)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, data)

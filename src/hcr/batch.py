@@ -398,6 +398,13 @@ class RowMaker:
         row.update(file=ref.file, page=0, error=message)
         return row
 
+    def _add_details(self, row: Row, result: Any, file: str) -> None:
+        """With ``details``: the whole result (its ``to_dict``) as JSON in one column."""
+        if self.details:
+            d = result.to_dict()
+            d["file"] = file
+            row[DETAILS_COLUMN] = json.dumps(d, ensure_ascii=False)
+
     def __call__(self, refs: Sequence[ImageRef]) -> list[Row]:
         return self._read(refs) if self.task == "read" else self._predict(refs)
 
@@ -421,10 +428,7 @@ class RowMaker:
                 "blank": r.blank, "uncertain": r.uncertain, "characters": len(r.characters), "printed_only": r.printed_only,
                 "seconds": round(time.perf_counter() - t0, 4), "error": None,
             }
-            if self.details:
-                d = r.to_dict()
-                d["file"] = ref.file
-                row[DETAILS_COLUMN] = json.dumps(d, ensure_ascii=False)
+            self._add_details(row, r, ref.file)
             rows.append(row)
         return rows
 
@@ -454,10 +458,7 @@ class RowMaker:
                     "top_k": json.dumps([[s, round(float(c), 6)] for s, c in p.top_k], ensure_ascii=False),
                     "blank": p.blank, "uncertain": p.uncertain, "error": None,
                 }
-                if self.details:
-                    d = p.to_dict()
-                    d["file"] = ref.file
-                    row[DETAILS_COLUMN] = json.dumps(d, ensure_ascii=False)
+                self._add_details(row, p, ref.file)
             out.append(row)
         return out
 
