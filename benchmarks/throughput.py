@@ -7,19 +7,28 @@ batch 128, Adam: when TensorFlow is importable (``--keras``, e.g. from another v
 environment via ``--keras-python``) it is measured in the same run; otherwise the figure
 measured on this machine class (4,400 images/s, issue #2) is used and labelled as such.
 
-    python benchmarks/throughput.py [--models seed-cnn hcr-cnn] [--keras-python PATH]
+Everything is measured twice: on an idle machine, then under a parallel load the script
+starts itself (``--load N`` processes spinning on the CPU, default one per core), which is
+what a shared machine looks like.
+
+    python benchmarks/throughput.py [--models seed-cnn hcr-cnn] [--keras-python PATH] [--load N]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing as mp
+import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
+import hcr  # noqa: F401  (before torch, as `hcr train` does: its OpenMP wait policy)
 import numpy as np
 import torch
 
@@ -90,38 +99,75 @@ def infer_rate(model_name: str, n: int = 10240, batch: int = 512, repeats: int =
 
 def keras_rates(python: str, steps: int) -> dict[str, float] | None:
     try:
-        out = subprocess.run([python, "-c", KERAS_SCRIPT, str(steps)], capture_output=True, text=True, timeout=900, check=True)
+        # TensorFlow in its own default environment, not hcr's OpenMP wait policy
+        env = {k: v for k, v in os.environ.items() if not (k == "GOMP_SPINCOUNT" and hcr.OMP_POLICY_SET_BY_HCR)}
+        out = subprocess.run([python, "-c", KERAS_SCRIPT, str(steps)], capture_output=True, text=True, timeout=900, check=True, env=env)
         return json.loads(out.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
         print(f"(Keras reference not measured: {type(e).__name__})", file=sys.stderr)
         return None
 
 
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int) -> Iterator[None]:
+    """``processes`` processes spinning on the CPU for the duration of the block."""
+    procs = [mp.get_context("spawn").Process(target=_spin, daemon=True) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join()
+
+
+def measure(models: list[str], steps: int, keras_python: str | None) -> tuple[list[tuple[str, float, float]], dict[str, float] | None]:
+    rows = [(name, train_rate(name, steps), infer_rate(name)) for name in models]
+    return rows, keras_rates(keras_python, steps) if keras_python else None
+
+
+def report(label: str, rows: list[tuple[str, float, float]], keras: dict[str, float] | None) -> None:
+    print(f"-- {label}")
+    for name, tr, inf in rows:
+        print(f"{name:10s} {count_parameters(create_model(name, 10)):>9,} params   train {tr:8.0f} img/s (batch 128, Adam)   inference {inf:8.0f} img/s (batch 512)")
+    if keras:
+        print(f"{'keras':10s} {'':>9s}          train {keras['train']:8.0f} img/s (same network, batch 128, Adam)   inference {keras['infer']:8.0f} img/s  [measured in this run]")
+    ref = keras["train"] if keras else KERAS_REFERENCE_TRAIN
+    if not keras:
+        print(f"keras reference: {ref:.0f} img/s training (issue #2 figure for this machine class, idle; pass --keras-python to measure it here)")
+    seed = next((r for r in rows if r[0] == "seed-cnn"), None)
+    if seed:
+        ratio = seed[1] / ref
+        print(f"{label}: seed-cnn training speed / Keras = {ratio:.2f}x  ({'OK' if ratio >= 1 else 'SLOWER'})")
+
+
+def _has_keras() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["seed-cnn", "hcr-cnn"])
     ap.add_argument("--steps", type=int, default=60, help="training steps of 128 images per timed repeat")
-    ap.add_argument("--keras-python", help="a Python with TensorFlow + Keras 3 to measure the reference in this run")
+    ap.add_argument("--keras-python", help="a Python with TensorFlow + Keras 3 to measure the reference in this run (default: this one, when it has them)")
+    ap.add_argument("--load", type=int, default=os.cpu_count() or 2, help="processes spinning on the CPU for the loaded measurement (0: idle only)")
     args = ap.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    rows = []
-    for name in args.models:
-        tr, inf = train_rate(name, args.steps), infer_rate(name)
-        rows.append((name, tr, inf))
-        print(f"{name:10s} {count_parameters(create_model(name, 10)):>9,} params   train {tr:8.0f} img/s (batch 128, Adam)   inference {inf:8.0f} img/s (batch 512)")
-    ref = None
-    if args.keras_python:
-        k = keras_rates(args.keras_python, args.steps)
-        if k:
-            ref = k["train"]
-            print(f"{'keras':10s} {'':>9s}          train {k['train']:8.0f} img/s (same network, batch 128, Adam)   inference {k['infer']:8.0f} img/s  [measured in this run]")
-    if ref is None:
-        ref = KERAS_REFERENCE_TRAIN
-        print(f"keras reference: {ref:.0f} img/s training (issue #2 figure for this machine class; pass --keras-python to measure it here)")
-    seed = next((r for r in rows if r[0] == "seed-cnn"), None)
-    if seed:
-        ratio = seed[1] / ref
-        print(f"seed-cnn training speed / Keras reference = {ratio:.2f}x  ({'OK' if ratio >= 1 else 'SLOWER'})")
+    keras_python = args.keras_python or (sys.executable if _has_keras() else None)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    report("idle", *measure(args.models, args.steps, keras_python))
+    if args.load > 0:
+        with cpu_load(args.load):
+            report(f"under load ({args.load} spinning processes)", *measure(args.models, args.steps, keras_python))
 
 
 if __name__ == "__main__":

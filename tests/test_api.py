@@ -141,6 +141,24 @@ def test_health_models_and_openapi(client: TestClient) -> None:
     assert "swagger" in client.get("/docs").text.lower()
 
 
+def test_ready_only_once_the_models_are_loaded() -> None:
+    """GET /ready (the readiness probe, docs/deploy.md) answers 503 while a model is still to
+    be loaded and 200 once all are; GET /health (liveness) answers 200 throughout."""
+    reg = ModelRegistry(["digits", "letters"])
+    with TestClient(create_app(ApiConfig(preload=False), registry=reg)) as c:
+        r = c.get("/ready")
+        assert r.status_code == 503 and r.json()["status"] == "loading" and r.json()["loading"] == ["digits", "letters"]
+        assert c.get("/health").status_code == 200
+        assert c.post("/v1/predict", params={"model": "digits"}, files=upload(SAMPLES / "digit_3_paper.png")).status_code == 200
+        assert c.get("/ready").json()["loading"] == ["letters"] and c.get("/ready").status_code == 503
+        reg.preload()
+        r = c.get("/ready")
+        assert r.status_code == 200 and r.json() == {"status": "ready", "models": ["digits", "letters"], "loading": [], "pid": os.getpid()}
+    with TestClient(create_app(ApiConfig(models=["digits"]))) as c:  # the default: models loaded before the app answers
+        assert c.get("/ready").status_code == 200
+        assert "/ready" in c.get("/openapi.json").json()["paths"]
+
+
 @pytest.mark.parametrize("path", DIGITS, ids=[p.name for p in DIGITS])
 def test_predict_reads_the_sample_digits(client: TestClient, path: Path) -> None:
     r = client.post("/v1/predict", params={"model": "digits", "top_k": 3}, files=upload(path, "image/jpeg" if path.suffix == ".jpg" else "image/png"))

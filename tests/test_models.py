@@ -9,6 +9,7 @@ from torch import nn
 
 from hcr.errors import HcrError, UnknownNameError
 from hcr.models import count_parameters, create_model, describe_model, list_models
+from hcr.models.cnn import pool_then_relu
 
 from helpers_train import hcr_cache, single_thread  # noqa: F401  (fixtures)
 
@@ -88,20 +89,40 @@ def test_seed_cnn_is_the_classic_architecture(n: int) -> None:
     layers = _leaves(create_model("seed-cnn", n))
     types = [type(m) for m in layers]
     assert types == [
-        nn.Conv2d, nn.ReLU, nn.MaxPool2d,
-        nn.Conv2d, nn.ReLU, nn.MaxPool2d,
+        nn.Conv2d, nn.MaxPool2d, nn.ReLU,  # pooling before ReLU: the same function (below)
+        nn.Conv2d, nn.MaxPool2d, nn.ReLU,
         nn.Flatten, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear,
     ]
     c1, c2, fc1, fc2 = layers[0], layers[3], layers[7], layers[10]
     assert (c1.in_channels, c1.out_channels, c1.kernel_size, c1.padding) == (1, 32, (3, 3), (0, 0))
     assert (c2.in_channels, c2.out_channels, c2.kernel_size, c2.padding) == (32, 64, (3, 3), (0, 0))
-    for pool in (layers[2], layers[5]):
+    for pool in (layers[1], layers[4]):
         assert pool.kernel_size == 2
     assert (fc1.in_features, fc1.out_features) == (1600, 128)
     assert (fc2.in_features, fc2.out_features) == (128, n)
     assert layers[9].p == 0.5
     expected = (1 * 9 * 32 + 32) + (32 * 9 * 64 + 64) + (1600 * 128 + 128) + (128 * n + n)
     assert count_parameters(create_model("seed-cnn", n)) == expected
+
+
+@pytest.mark.parametrize("ceil", [False, True])
+def test_pooling_before_relu_computes_the_same_outputs_and_gradients(ceil: bool) -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 8, 3)
+    classic = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2, ceil_mode=ceil))
+    fast = nn.Sequential(*pool_then_relu([conv, nn.ReLU()], nn.MaxPool2d(2, ceil_mode=ceil)))
+    assert [type(m) for m in fast] == [nn.Conv2d, nn.MaxPool2d, nn.ReLU]
+    x = torch.randn(4, 1, 15, 15)
+    grads = []
+    for net in (classic, fast):
+        conv.zero_grad()
+        y = net(x)
+        (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        grads.append((y.detach(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="end in a ReLU"):
+        pool_then_relu([conv], nn.MaxPool2d(2))
 
 
 def test_hcr_cnn_has_batchnorm_and_a_bounded_size() -> None:

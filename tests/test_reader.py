@@ -12,6 +12,7 @@ import json
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -369,12 +370,17 @@ def test_lines_of_real_emnist_characters(real_data_dir: Path, reader: Reader) ->
 
 def _field_punctuation_line(text: str, height: int = 60) -> np.ndarray:
     """``text``: digits of samples/ in real handwriting, with pen-drawn ``/`` (a straight
-    stroke leaning about 24 degrees) and ``:`` (two dots), a third of a height apart."""
+    stroke leaning about 24 degrees), ``:`` (two dots), ``+`` (a slightly tilted cross,
+    0.6 heights) and ``(`` ``)`` (arcs 1.2 heights tall, reaching above and below the
+    digits), a third of a height apart; a space adds half a height."""
     from conftest import handwritten
 
     digits = iter(handwritten("".join(c for c in text if c.isdigit()), height))
     pieces, x = [], height // 2
     for ch in text:
+        if ch == " ":
+            x += height // 2
+            continue
         if ch == "/":
             g = np.full((height, 37), 245, np.uint8)
             cv2.line(g, (31, 2), (5, height - 3), 20, 5, cv2.LINE_AA)
@@ -382,13 +388,23 @@ def _field_punctuation_line(text: str, height: int = 60) -> np.ndarray:
             g = np.full((height, 15), 245, np.uint8)
             cv2.circle(g, (7, int(0.4 * height)), 5, 20, -1)
             cv2.circle(g, (7, int(0.9 * height)), 5, 20, -1)
+        elif ch == "+":
+            s = int(0.6 * height)
+            g = np.full((height, s + 6), 245, np.uint8)
+            cv2.line(g, (3, height // 2 + 2), (s + 2, height // 2 - 1), 20, 5, cv2.LINE_AA)
+            cv2.line(g, (s // 2 + 3, (height - s) // 2), (s // 2 + 2, (height + s) // 2), 20, 5, cv2.LINE_AA)
+        elif ch in "()":
+            g = np.full((int(1.2 * height), 24), 245, np.uint8)
+            centre, arc = ((20, (110, 250)) if ch == "(" else (3, (-70, 70)))
+            cv2.ellipse(g, (centre, g.shape[0] // 2), (14, g.shape[0] // 2 - 4), 0, arc[0], arc[1], 20, 5, cv2.LINE_AA)
         else:
             g = next(digits)
         pieces.append((g, x))
         x += g.shape[1] + height // 3
     img = np.full((2 * height, x + height // 2), 245, np.uint8)
     for g, gx in pieces:
-        img[height // 2 : height // 2 + height, gx : gx + g.shape[1]] = np.minimum(img[height // 2 : height // 2 + height, gx : gx + g.shape[1]], g)
+        y0 = height // 2 - (g.shape[0] - height) // 2  # centred on the digits' band
+        img[y0 : y0 + g.shape[0], gx : gx + g.shape[1]] = np.minimum(img[y0 : y0 + g.shape[0], gx : gx + g.shape[1]], g)
     return img
 
 
@@ -402,3 +418,44 @@ def test_dates_and_times_keep_their_slashes_and_colons() -> None:
     assert "/" not in Reader.load().read(date).text
     with pytest.raises(HcrError, match="only punctuation"):
         Reader.load(charset="/:")
+
+
+def test_phone_numbers_keep_their_plus_and_parentheses() -> None:
+    phone = _field_punctuation_line("+33 (7)5 92")
+    # asked for, the cross and the parentheses are read by their shape, in a line and a field
+    reader = Reader.load(charset="0123456789+() ")
+    assert reader.read(phone).text == "+33 (7)5 92"
+    assert reader.read_field(phone).text == "+33 (7)5 92"
+    # each only where it is asked for: the others go to the classifier, as before
+    assert Reader.load(charset="0123456789+").read(phone).text.startswith("+33 ")
+    assert "+" not in Reader.load(charset="0123456789()").read(phone).text
+    assert "(7)" in Reader.load(charset="0123456789()").read(phone).text
+    for reader in (Reader.load(), Reader.load(charset="0123456789")):  # not asked for: no mark
+        assert not set(reader.read(phone).text) & set("+()")
+    # the European 7's crossbar is no cross, and one that is asked for does not turn digits into marks
+    assert Reader.load(charset="0123456789+()").read(_field_punctuation_line("(7)+5")).text == "(7)+5"
+
+
+def test_cross_and_parenthesis_shapes() -> None:
+    """The shape rules on their own (:func:`hcr.segment.cross_of`, ``parenthesis_of``): the
+    lookalikes a classifier would read are not marks."""
+    from hcr.segment import Glyph, asked_mark_of, cross_of, parenthesis_of
+
+    def glyph(draw: Any, h: int = 60, w: int = 40) -> Glyph:
+        m = np.zeros((h, w), np.uint8)
+        draw(m)
+        ys, xs = np.nonzero(m)
+        return Glyph(int(xs.min()), int(ys.min()), m[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] > 0)
+
+    top, bottom = 0.0, 60.0
+    plus = glyph(lambda m: (cv2.line(m, (4, 30), (36, 29), 1, 5), cv2.line(m, (20, 14), (21, 46), 1, 5)))
+    x = glyph(lambda m: (cv2.line(m, (4, 14), (36, 46), 1, 5), cv2.line(m, (36, 14), (4, 46), 1, 5)))
+    t = glyph(lambda m: (cv2.line(m, (4, 14), (36, 14), 1, 5), cv2.line(m, (20, 2), (20, 56), 1, 5)))
+    assert cross_of(plus, top, bottom) and not cross_of(x, top, bottom) and not cross_of(t, top, bottom)
+    left = glyph(lambda m: cv2.ellipse(m, (30, 32), (16, 28), 0, 110, 250, 1, 5), h=66)
+    right = glyph(lambda m: cv2.ellipse(m, (6, 32), (16, 28), 0, -70, 70, 1, 5), h=66)
+    one = glyph(lambda m: cv2.line(m, (24, 2), (14, 58), 1, 5))  # a slanted stroke: a 1 or an l
+    hook = glyph(lambda m: (cv2.line(m, (24, 2), (24, 44), 1, 5), cv2.ellipse(m, (14, 44), (10, 12), 0, 0, 140, 1, 5)))  # a J
+    assert parenthesis_of(left, top, bottom) == "(" and parenthesis_of(right, top, bottom) == ")"
+    assert parenthesis_of(one, top, bottom) is None and parenthesis_of(hook, top, bottom) is None
+    assert asked_mark_of(left, top, bottom, ")") is None and asked_mark_of(plus, top, bottom, "()") is None

@@ -496,6 +496,7 @@ class OnnxBackend(Backend):
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
+        check_onnx_weights(data, where)  # before onnxruntime allocates anything the file declares
         try:
             self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for bad files
@@ -591,6 +592,143 @@ def check_input_shape(meta: ModelMeta, shape: Any, where: str) -> None:
              if isinstance(got, int) and got > 0 and got != want and not (name == "width" and meta.task == "sequence")]
     if wrong:
         raise ModelFileError(f"{where}: the network declares input {', '.join(wrong)}, but its preprocessing makes {want_h} x {want_w} inputs")
+
+
+#: Most bytes of constant tensors (initialisers and Constant nodes) an ONNX file may declare;
+#: the shipped models hold about 4 MB, and protobuf itself caps a file at 2 GiB.
+MAX_ONNX_WEIGHT_BYTES = 2 * 2**30
+
+#: Bytes per element of ONNX ``TensorProto.DataType`` codes (unknown codes count 8).
+_ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 8: 1, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2,
+                  17: 1, 18: 1, 19: 1, 20: 1, 21: 1, 22: 1, 23: 1}
+
+
+def _proto_fields(buf: memoryview) -> Any:
+    """(field number, wire type, value) of each field of one protobuf message: an int for
+    varints and fixed-size fields, a memoryview (no copy) for length-delimited ones. Raises
+    ValueError on a malformed message."""
+    i, n = 0, len(buf)
+
+    def varint() -> int:
+        nonlocal i
+        value = shift = 0
+        while True:
+            if i >= n or shift > 63:
+                raise ValueError("truncated or overlong varint")
+            b = buf[i]
+            i += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                return value
+
+    while i < n:
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            yield number, wire, varint()
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if i + size > n:
+                raise ValueError("truncated fixed-size field")
+            yield number, wire, int.from_bytes(buf[i : i + size], "little")
+            i += size
+        elif wire == 2:
+            size = varint()
+            if i + size > n:
+                raise ValueError("a field runs past the end of the file")
+            yield number, wire, buf[i : i + size]
+            i += size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+
+
+def _onnx_tensor(buf: memoryview, where: str) -> int:
+    """Bytes a ``TensorProto`` declares (its dims times its element size); refuses external data."""
+    dims: list[int] = []
+    dtype, name = 1, ""
+    for number, wire, value in _proto_fields(buf):
+        if number == 1:  # dims: repeated int64, packed or not
+            if wire == 2:
+                dims.extend(_packed_varints(value))
+            else:
+                dims.append(value)
+        elif number == 2 and wire == 0:
+            dtype = value
+        elif number == 8 and wire == 2:
+            name = bytes(value[:80]).decode("utf-8", "replace")
+        elif (number == 13 and wire == 2) or (number == 14 and wire == 0 and value == 1):  # external_data / data_location EXTERNAL
+            raise ModelFileError(f"{where}: the tensor {name or '(unnamed)'!r} refers to data in another file (ONNX external data); "
+                                 "hcr loads self-contained ONNX files only (export the model again with hcr export)")
+    total = _ONNX_ITEMSIZE.get(dtype, 8)
+    for d in dims:
+        d = d - 2**64 if d >= 2**63 else d  # int64 as two's complement
+        if d < 0:
+            raise ModelFileError(f"{where}: the tensor {name or '(unnamed)'!r} declares a negative dimension ({d})")
+        total *= d
+    return total
+
+
+def _packed_varints(buf: memoryview) -> list[int]:
+    """The values of a packed repeated varint field."""
+    out: list[int] = []
+    value = shift = 0
+    for b in bytes(buf):
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            out.append(value)
+            value = shift = 0
+        elif shift > 63:
+            raise ValueError("overlong varint")
+    if shift:
+        raise ValueError("truncated varint")
+    return out
+
+
+def _onnx_graph_weights(buf: memoryview, where: str, depth: int = 0) -> int:
+    """Bytes of the constant tensors a ``GraphProto`` declares: its initialisers and the tensors
+    of its nodes' attributes (Constant nodes), subgraphs (If, Loop, Scan) included."""
+    if depth > 32:
+        raise ModelFileError(f"{where}: subgraphs nested over 32 deep")
+    total = 0
+    for number, wire, value in _proto_fields(buf):
+        if wire != 2:
+            continue
+        if number == 5:  # initializer
+            total += _onnx_tensor(value, where)
+        elif number == 15:  # sparse_initializer: values (1) and indices (2)
+            total += sum(_onnx_tensor(v, where) for n, w, v in _proto_fields(value) if w == 2 and n in (1, 2))
+        elif number == 1:  # node -> attribute (5) -> t (5), tensors (11), g (6), graphs (10)
+            for an, aw, attr in _proto_fields(value):
+                if an != 5 or aw != 2:
+                    continue
+                for fn, fw, fv in _proto_fields(attr):
+                    if fw != 2:
+                        continue
+                    if fn in (5, 11):
+                        total += _onnx_tensor(fv, where)
+                    elif fn in (6, 10):
+                        total += _onnx_graph_weights(fv, where, depth + 1)
+    return total
+
+
+def check_onnx_weights(data: bytes, where: str, limit: int = MAX_ONNX_WEIGHT_BYTES) -> int:
+    """The bytes of constant weights the ONNX model ``data`` declares, read from the file's
+    own structure before onnxruntime sees it: a tensor whose dimensions declare more than
+    ``limit`` in all (a forged 16 GB initialiser, whatever its actual bytes), a tensor stored
+    in another file (external data), or a malformed file is a :class:`ModelFileError`."""
+    try:
+        graphs = [v for n, w, v in _proto_fields(memoryview(data)) if n == 7 and w == 2]  # ModelProto.graph
+        total = sum(_onnx_graph_weights(g, where) for g in graphs)
+    except ValueError as e:
+        raise ModelFileError(f"{where}: not a readable ONNX model (corrupt or truncated: {e})") from None
+    if not graphs:
+        raise ModelFileError(f"{where}: not a readable ONNX model (no graph)")
+    if total > limit:
+        raise ModelFileError(f"{where}: the model declares {total / 2**30:,.1f} GiB of weights, over the {limit / 2**30:g} GiB limit "
+                             "(a forged or corrupt file)")
+    return total
 
 
 def _layout(shape: Any, where: str) -> str:
@@ -933,7 +1071,7 @@ def load_backend(model: str | os.PathLike[str] | None = None, *, device: str = "
 
 __all__ = [
     "FORMATS", "META_FILE", "META_KEY", "RUNTIME_ENV", "SIDECAR_SUFFIX", "Backend", "KerasBackend", "ModelMeta", "OnnxBackend",
-    "SavedModelBackend", "TFLiteBackend", "TorchBackend", "TorchScriptBackend", "check_outputs", "commit", "import_tensorflow",
+    "SavedModelBackend", "TFLiteBackend", "TorchBackend", "TorchScriptBackend", "check_onnx_weights", "check_outputs", "commit", "import_tensorflow",
     "layout_of", "load_backend", "meta_from_checkpoint", "read_sidecar", "remove_path", "sidecar_path", "sniff_format",
     "softmax", "temp_sibling", "tflite_interpreter", "tflite_metadata", "write_atomic",
 ]

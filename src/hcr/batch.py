@@ -75,8 +75,9 @@ FORMATS = ("jsonl", "csv", "parquet")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 #: Columns of ``read`` rows and their types (``string``, ``int``, ``float``, ``bool``).
 #: ``confidence``: the mean confidence of the characters read (None when none was);
-#: ``uncertain``: how many were below the threshold; ``page``: the page of the file (0:
-#: one image per file today); ``seconds``: time spent reading the image.
+#: ``uncertain``: how many were below the threshold; ``page``: the page of a document (a
+#: PDF, a multi-page TIFF: one row per page, from 1; :func:`hcr.preprocess.iter_pages`), 0
+#: for a single image; ``seconds``: time spent reading the image.
 READ_COLUMNS: dict[str, str] = {
     "file": "string", "page": "int", "text": "string", "confidence": "float", "blank": "bool", "uncertain": "int",
     "characters": "int", "printed_only": "bool", "seconds": "float", "error": "string",
@@ -142,10 +143,15 @@ def is_uri(s: str) -> bool:
     return len(scheme) > 1 and scheme.replace("+", "").replace("-", "").isalnum()
 
 
+#: Files of documents found in folders besides images (:func:`list_images`).
+DOCUMENT_SUFFIXES = (".pdf",)
+
+
 def _image_suffix(name: str) -> bool:
+    """``name`` is an image's (or a document's) file name."""
     from .data.folder import IMAGE_SUFFIXES
 
-    return Path(name).suffix.lower() in IMAGE_SUFFIXES
+    return Path(name).suffix.lower() in (*IMAGE_SUFFIXES, *DOCUMENT_SUFFIXES)
 
 
 def list_images(inputs: Sequence[str | os.PathLike[str]], *, manifest: str | os.PathLike[str] | None = None, column: str | None = None,
@@ -153,7 +159,7 @@ def list_images(inputs: Sequence[str | os.PathLike[str]], *, manifest: str | os.
     """The images named by ``inputs`` and ``manifest``, in order, each once (``unique``;
     a file named twice keeps its first place).
 
-    Folders are searched recursively for image files (sorted); a pattern with ``*``, ``?``
+    Folders are searched recursively for image files and PDFs (sorted); a pattern with ``*``, ``?``
     or ``[`` that is not itself a file is expanded (``**`` spans folders); a URI folder
     (``s3://bucket/prefix/``) is listed through pyarrow; any other name is kept as it is,
     so a missing file becomes an error row, not a failed run. Raises :class:`HcrError` for
@@ -393,9 +399,9 @@ class RowMaker:
             return read_uri(ref.source), ref.source
         return ref.source, None
 
-    def _error(self, ref: ImageRef, message: str) -> Row:
+    def _error(self, ref: ImageRef, message: str, page: int = 0) -> Row:
         row: Row = dict.fromkeys(self.columns)
-        row.update(file=ref.file, page=0, error=message)
+        row.update(file=ref.file, page=page, error=message)
         return row
 
     def _add_details(self, row: Row, result: Any, file: str) -> None:
@@ -408,28 +414,39 @@ class RowMaker:
     def __call__(self, refs: Sequence[ImageRef]) -> list[Row]:
         return self._read(refs) if self.task == "read" else self._predict(refs)
 
+    def _pages(self, ref: ImageRef) -> Iterator[tuple[int, Any, str]]:
+        """Each page of ``ref`` (:func:`hcr.preprocess.iter_pages`): its number (0: a
+        single image), its grey image and the name to report it by."""
+        from .preprocess import iter_pages
+
+        image, name = self._input(ref)
+        label = name or ref.source
+        for page, grey in iter_pages(image, name=name):
+            yield page, grey, f"{label} page {page}" if page else label
+
     def _read(self, refs: Sequence[ImageRef]) -> list[Row]:
-        rows = []
+        rows: list[Row] = []
         for ref in refs:
             t0 = time.perf_counter()
+            done = 0  # the last page of a document read
             try:
-                image, name = self._input(ref)
-                r = self.model.read(image, name=name, field=self.field)  # type: ignore[union-attr]
+                for page, grey, name in self._pages(ref):
+                    r = self.model.read(grey, name=name, field=self.field)  # type: ignore[union-attr]
+                    chars = [c for c in r.characters if not c.mark]
+                    row: Row = {
+                        "file": ref.file, "page": page, "text": r.text,
+                        "confidence": round(sum(c.confidence for c in chars) / len(chars), 6) if chars else None,
+                        "blank": r.blank, "uncertain": r.uncertain, "characters": len(r.characters), "printed_only": r.printed_only,
+                        "seconds": round(time.perf_counter() - t0, 4), "error": None,
+                    }
+                    r.file, r.page = ref.file, page or None
+                    self._add_details(row, r, ref.file)
+                    rows.append(row)
+                    t0, done = time.perf_counter(), page
             except HcrError as e:
-                rows.append(self._error(ref, str(e)))
-                continue
+                rows.append(self._error(ref, str(e), _failed_page(done)))
             except Exception as e:  # noqa: BLE001  a bug on one strange image must not end a run of millions
-                rows.append(self._error(ref, f"{ref.source}: unexpected {type(e).__name__}: {_first_line(e)}"))
-                continue
-            chars = [c for c in r.characters if not c.mark]
-            row: Row = {
-                "file": ref.file, "page": 0, "text": r.text,
-                "confidence": round(sum(c.confidence for c in chars) / len(chars), 6) if chars else None,
-                "blank": r.blank, "uncertain": r.uncertain, "characters": len(r.characters), "printed_only": r.printed_only,
-                "seconds": round(time.perf_counter() - t0, 4), "error": None,
-            }
-            self._add_details(row, r, ref.file)
-            rows.append(row)
+                rows.append(self._error(ref, f"{ref.source}: unexpected {type(e).__name__}: {_first_line(e)}", _failed_page(done)))
         return rows
 
     def _predict(self, refs: Sequence[ImageRef]) -> list[Row]:
@@ -438,29 +455,38 @@ class RowMaker:
         predictor = self.model
         assert isinstance(predictor, Predictor)
         pre: list[Any] = []
-        rows: list[Row | None] = []
+        rows: list[tuple[ImageRef, int, Row | None]] = []  # None: answered from ``pre``, in order
         for ref in refs:
+            done = 0  # the last page of a document preprocessed
             try:
-                image, name = self._input(ref)
-                pre.append(predictor.preprocess(image, name=name))
-                rows.append(None)
+                for page, grey, name in self._pages(ref):
+                    pre.append(predictor.preprocess(grey, name=name))
+                    rows.append((ref, page, None))
+                    done = page
             except HcrError as e:
-                rows.append(self._error(ref, str(e)))
+                rows.append((ref, _failed_page(done), self._error(ref, str(e), _failed_page(done))))
             except Exception as e:  # noqa: BLE001
-                rows.append(self._error(ref, f"{ref.source}: unexpected {type(e).__name__}: {_first_line(e)}"))
+                rows.append((ref, _failed_page(done), self._error(ref, f"{ref.source}: unexpected {type(e).__name__}: {_first_line(e)}", _failed_page(done))))
         preds = iter(predictor.predict_inputs(pre, self.top_k))
         out: list[Row] = []
-        for ref, row in zip(refs, rows):
+        for ref, page, row in rows:
             if row is None:
                 p = next(preds)
+                p.file, p.page = ref.file, page or None
                 row = {
-                    "file": ref.file, "page": 0, "label": p.label, "confidence": round(float(p.confidence), 6),
+                    "file": ref.file, "page": page, "label": p.label, "confidence": round(float(p.confidence), 6),
                     "top_k": json.dumps([[s, round(float(c), 6)] for s, c in p.top_k], ensure_ascii=False),
                     "blank": p.blank, "uncertain": p.uncertain, "error": None,
                 }
                 self._add_details(row, p, ref.file)
             out.append(row)
         return out
+
+
+def _failed_page(done: int) -> int:
+    """The ``page`` of an error row: the page after ``done``, the last page of its document
+    read (0, the file, when none was): :func:`files_in` counts each file once."""
+    return done + 1 if done else 0
 
 
 def _load(model: Model, threads: int | None) -> Predictor | Reader | CrnnReader:
@@ -570,6 +596,12 @@ class BatchSummary:
         return s + (f"; rows in {self.out}" if self.out and self.out != "-" else "")
 
 
+def files_in(rows: Sequence[Row]) -> int:
+    """How many files ``rows`` finish: each file has exactly one row of page 0 (an image,
+    or an error) or 1 (the first page of a document)."""
+    return sum(int(r.get("page") or 0) <= 1 for r in rows)
+
+
 def _progress(total: int, initial: int, enabled: bool, desc: str) -> Any:
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
@@ -594,7 +626,7 @@ def run(inputs: Sequence[ImageRef] | Sequence[str], out: str | os.PathLike[str],
             for rows in iter_rows(todo, model, workers=workers, field=field, top_k=top_k, details=details, chunk_size=chunk_size):
                 writer.write(rows)
                 summary.count(rows)
-                bar.update(len(rows))
+                bar.update(files_in(rows))
         summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -1121,7 +1153,7 @@ def _run_ray(inputs: Sequence[ImageRef] | Sequence[str], out: str | os.PathLike[
                     rows = batch.to_pylist()
                     writer.write(rows)
                     summary.count(rows)
-                    bar.update(len(rows))
+                    bar.update(files_in(rows))
     except HcrError:
         raise
     except Exception as e:  # Ray wraps worker failures in its own exception types

@@ -114,10 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--augment", help="augmentation preset: none, light, default, strong")
     tr.add_argument("--early-stopping", type=int, metavar="PATIENCE")
     tr.add_argument("--finetune", metavar="CHECKPOINT", help="start from a model file (its label set may differ)")
-    tr.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    tr.add_argument("--device", help="auto, cpu, cuda or cuda:N (under torchrun: auto/cuda give each process cuda:LOCAL_RANK)")
     tr.add_argument("--seed", type=int)
-    tr.add_argument("--out", required=True, help="run folder (best.pt, last.pt, history, curves)")
-    tr.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    tr.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="fp32 (default); bf16 or fp16 autocast for the forward pass (fp16: GPU only)")
+    tr.add_argument("--loader-workers", type=int, metavar="N", help="processes that build and augment batches ahead of the training step (default 0: in the training process)")
+    tr.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
+                    help="under torchrun: the process group's backend (auto: nccl on GPUs, gloo on the CPU)")
+    tr.add_argument("--out", required=True, help="run folder (best.pt, last.pt, history, curves); under torchrun rank 0 writes it")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (torchrun's own restarts continue by themselves)")
     tr.add_argument("--no-progress", action="store_true")
     _add_data_dir(tr)
 
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     names = _pretrained_names()
     pr = sub.add_parser("predict", help="read characters from image files or folders")
-    pr.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (quoted: 'scans/**/*.png')")
+    pr.add_argument("inputs", nargs="*", help="image files, PDFs, folders or glob patterns (quoted: 'scans/**/*.png'); every page of a PDF or multi-page TIFF is read")
     pr.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
                     help=f"a shipped pretrained model ({', '.join(names) or 'see hcr models'}; default: {DEFAULT_MODEL}) "
                          "or a model file: .pt from hcr train, .onnx/.keras/.tflite/... from hcr export, or an imported Keras .h5")
@@ -178,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_batch(pr, "predict")
 
     rd = sub.add_parser("read", help="read lines, fields or pages: separately written characters (segment) or joined-up writing (crnn)")
-    rd.add_argument("inputs", nargs="*", help="image files, folders or glob patterns (quoted: 'scans/**/*.png')")
+    rd.add_argument("inputs", nargs="*", help="image files, PDFs, folders or glob patterns (quoted: 'scans/**/*.png'); every page of a PDF or multi-page TIFF is read")
     rd.add_argument("--engine", choices=("segment", "crnn"), default="segment",
                     help="segment: cut characters apart and classify each (codes, forms, printed-style writing; default); "
                          "crnn: whole lines through the word/line model (joined-up and cursive writing)")
@@ -339,7 +343,7 @@ def _sequence_recipe(cfg: Any, args: argparse.Namespace) -> Any:
     return cfg.updated(
         data=[args.data] if args.data else None, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         max_train_samples=args.max_train_samples, early_stopping=args.early_stopping, finetune=args.finetune,
-        device=args.device, seed=args.seed, data_dir=args.data_dir,
+        device=args.device, seed=args.seed, data_dir=args.data_dir, precision=args.precision, loader_workers=args.loader_workers,
     )
 
 
@@ -353,8 +357,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if isinstance(cfg, SequenceConfig):
             from .sequence import fit_sequence
 
-            seq = fit_sequence(_sequence_recipe(cfg, args), args.out, resume=args.resume, progress=not args.no_progress)
-            print(f"best validation CER {seq.best_val_cer:.4f}; model: {seq.best_path}")
+            seq = fit_sequence(_sequence_recipe(cfg, args), args.out, resume=args.resume, progress=not args.no_progress, dist_backend=args.dist_backend)
+            if seq.rank == 0:
+                print(f"best validation CER {seq.best_val_cer:.4f}; model: {seq.best_path}")
             return 0
         from .engine import fit
 
@@ -362,15 +367,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             data=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             train_split=args.train_split, val_split=args.val_split, max_train_samples=args.max_train_samples,
             augment=args.augment, early_stopping=args.early_stopping, finetune=args.finetune,
-            device=args.device, seed=args.seed, data_dir=args.data_dir,
+            device=args.device, seed=args.seed, data_dir=args.data_dir, precision=args.precision, loader_workers=args.loader_workers,
         )
         if args.data_opt:
             cfg.data_options = {**cfg.data_options, **_data_options(args.data_opt)}
-        res = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+        res = fit(cfg, args.out, resume=args.resume, progress=not args.no_progress, dist_backend=args.dist_backend)
     except KeyboardInterrupt:
         print(f"\ninterrupted; the last finished epoch is saved: continue with  hcr train --out {args.out} --resume", file=sys.stderr)
         return 130
-    print(f"best validation accuracy {res.best_val_acc:.4f}; model: {res.best_path}")
+    if res.rank == 0:
+        print(f"best validation accuracy {res.best_val_acc:.4f}; model: {res.best_path}")
     return 0
 
 
@@ -486,27 +492,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return code
     files = _expand_inputs(args)
     predictor = Predictor.load(args.model, threshold=args.threshold, device=args.device, charset=args.charset, ignore_case=args.ignore_case)
-    preds = predictor.predict_files(files, top_k=args.top_k)
+    preds = predictor.predict_files(files, top_k=args.top_k, pages=True)
     save_dir = Path(args.save_input) if args.save_input else None
     if save_dir:
         save_dir.mkdir(parents=True, exist_ok=True)
     failed = blank = uncertain = 0
     for i, p in enumerate(preds):
         if save_dir and p.input is not None:
-            Image.fromarray(np.round(p.input * 255).astype(np.uint8)).save(save_dir / f"{i:04d}_{Path(str(p.file)).stem}.png")
+            page = f"_p{p.page}" if p.page else ""
+            Image.fromarray(np.round(p.input * 255).astype(np.uint8)).save(save_dir / f"{i:04d}_{Path(str(p.file)).stem}{page}.png")
         failed += p.error is not None
         blank += p.blank
         uncertain += p.uncertain
+        where = _where(p.file, p.page)
         if args.json:
             print(json.dumps(p.to_dict(), ensure_ascii=False))
         elif p.error:
-            print(f"{p.file}: ERROR {p.error}")
+            print(f"{where}: ERROR {p.error}")
         elif p.blank:
-            print(f"{p.file}: no character (blank image)")
+            print(f"{where}: no character (blank image)")
         else:
             alts = "  ".join(f"{s} {c:.2f}" for s, c in p.top_k[1:])
             flag = "  (uncertain)" if p.uncertain else ""
-            print(f"{p.file}: {p.label}  {p.confidence:.2f}{flag}" + (f"   [{alts}]" if alts else ""))
+            print(f"{where}: {p.label}  {p.confidence:.2f}{flag}" + (f"   [{alts}]" if alts else ""))
     model_name = predictor.meta.get("pretrained") or args.model
     if args.annotate:
         from .report import annotate_predictions
@@ -518,9 +526,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _annotation_path(out_dir: Path, file: str | None, index: int, used: set[str]) -> Path:
-    """``out_dir/<image stem>.png``, numbered when two images share a stem."""
-    stem = Path(file).stem if file else f"image{index}"
+def _where(file: str | None, page: int | None) -> str:
+    """How the text output names a result: the file, and its page in a document."""
+    return f"{file} page {page}" if page else str(file)
+
+
+def _annotation_path(out_dir: Path, file: str | None, index: int, used: set[str], page: int | None = None) -> Path:
+    """``out_dir/<image stem>.png`` (``<stem>_p<page>.png`` for a document's page),
+    numbered when two images share a stem."""
+    stem = (Path(file).stem if file else f"image{index}") + (f"_p{page}" if page else "")
     name = f"{stem}.png" if f"{stem}.png" not in used else f"{stem}_{index}.png"
     used.add(name)
     return out_dir / name
@@ -552,9 +566,11 @@ def cmd_read(args: argparse.Namespace) -> int:
         model_name = reader.predictor.meta.get("pretrained") or args.model
     out_dir = Path(args.annotate) if args.annotate else None
     used: set[str] = set()
-    failed = empty = chars = uncertain = 0
-    for i, f in enumerate(files):
-        result = reader.read_file(f, field=args.field)
+    failed = empty = chars = uncertain = count = 0
+    results = (result for f in files for result in reader.read_pages(f, field=args.field))  # every page of a PDF or TIFF
+    for i, result in enumerate(results):
+        count += 1
+        where = _where(result.file, result.page)
         failed += result.error is not None
         empty += result.error is None and not result.text
         chars += len(result.characters)
@@ -562,13 +578,13 @@ def cmd_read(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
         elif result.error:
-            print(f"{result.file}: ERROR {result.error}")
+            print(f"{where}: ERROR {result.error}")
         elif not result.text:
-            print(f"{result.file}: " + ("(only printed text)" if result.printed_only else "(blank field)" if args.field else "(no writing found)"))
+            print(f"{where}: " + ("(only printed text)" if result.printed_only else "(blank field)" if args.field else "(no writing found)"))
         elif len(result.lines) == 1:
-            print(f"{result.file}: {result.text}")
+            print(f"{where}: {result.text}")
         else:
-            print(f"{result.file}:")
+            print(f"{where}:")
             for line in result.lines:
                 print(f"  {line.text}")
         if args.details and not args.json:
@@ -581,9 +597,9 @@ def cmd_read(args: argparse.Namespace) -> int:
         if out_dir is not None and result.error is None:
             from .annotate import annotate_reading  # OpenCV only: works on an inference-only install
 
-            path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used))
+            path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used, result.page))
             print(f"annotated: {path}", file=sys.stderr)
-    print(f"{len(files)} images: {len(files) - failed - empty} with text, {empty} without, {failed} failed; "
+    print(f"{count} images: {count - failed - empty} with text, {empty} without, {failed} failed; "
           f"{chars} characters, {uncertain} uncertain (model {model_name})", file=sys.stderr)
     return 1 if failed else 0
 

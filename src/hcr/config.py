@@ -14,6 +14,9 @@ import yaml
 
 from .errors import HcrError
 
+#: Training precisions (``precision:``): float32, or autocast to bfloat16 / float16 (hcr.amp).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
@@ -122,6 +125,15 @@ class _Recipe:
             raise HcrError(f"schedule must be onecycle, cosine or constant, got {sched!r}")
         if not 0.0 < self.val_fraction < 1.0:  # type: ignore[attr-defined]
             raise HcrError(f"val_fraction must be in (0, 1), got {self.val_fraction}")  # type: ignore[attr-defined]
+        self._check_runtime()
+
+    def _check_runtime(self) -> None:
+        """How a recipe runs (not what it learns): precision and loader worker processes."""
+        precision, workers = self.precision, self.loader_workers  # type: ignore[attr-defined]
+        if precision not in PRECISIONS:
+            raise HcrError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise HcrError(f"loader_workers must be a whole number >= 0, got {workers!r}")
 
 
 @dataclass
@@ -154,8 +166,10 @@ class TrainConfig(_Recipe):
     outlier_pool: int = 8000  # how many distinct doodles are made
     early_stopping: int = 0  # patience in epochs without validation improvement; 0 = off
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: each process takes cuda:LOCAL_RANK)
     finetune: str | None = None  # checkpoint to start from (its label set may differ)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16: GPU only); autocast for the forward pass (hcr.amp)
+    loader_workers: int = 0  # processes assembling and augmenting batches ahead of the step (0: in the training process)
 
     def validate(self) -> None:
         if self.task != "classify":
@@ -193,6 +207,8 @@ class SequenceConfig(_Recipe):
     seed: int = 0  # also picks a folder's held-out writers: keep it when fine-tuning on the same data
     device: str = "auto"
     finetune: str | None = None  # a sequence model file (or shipped name) to start from (its alphabet may differ)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16: GPU only)
+    loader_workers: int = 0  # processes augmenting and padding line batches ahead of the step (0: in the training process)
 
     def validate(self) -> None:
         if self.task != "sequence":

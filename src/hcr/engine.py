@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -27,12 +28,21 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
+from .amp import Precision
 from .augment import AugmentConfig, Augmenter
 from .backends import Backend, load_backend
 from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Samples, get_source, split_indices
+from .distributed import (
+    World,
+    batch_stream,
+    extra_train_state,
+    rank_seed,
+    resume_point,
+    session,
+)
 from .errors import HcrError
 from .labels import LabelMap, remap_indices
 from .models import channels_last, count_parameters, create_model
@@ -258,6 +268,7 @@ class FitResult:
     last_path: Path
     history: list[dict[str, Any]]
     best_val_acc: float
+    rank: int = 0  # under torchrun: this process's rank (0 wrote the files)
 
 
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
@@ -270,6 +281,47 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     w.writerows(history)
     atomic_write_text(out / "history.csv", buf.getvalue())
     plot_history(history, out / "learning_curve.png")
+
+
+@dataclass
+class _Batch:
+    """One step's share of a global batch: what :func:`_assemble` needs to build it."""
+
+    idx: torch.Tensor  # this rank's rows of the training split
+    swap: torch.Tensor | None  # per row: use the rendered copy
+    out_idx: torch.Tensor | None  # outlier doodles joining the batch
+    n_global: int  # images in the global batch (every rank)
+    out_global: int  # outliers in the global batch
+    seed: int | None  # the augmentation seed of the batch in a loader worker (None: the loop's generator)
+
+
+def _assemble(train: Split, outliers: torch.Tensor | None, augment: Augmenter | None, b: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of a batch; augmented here only in a loader worker (``b.seed``)."""
+    xb = train.x[b.idx]
+    if b.swap is not None and train.alt is not None:
+        xb = torch.where(b.swap[:, None, None, None], train.alt[b.idx], xb)
+    if b.out_idx is not None and outliers is not None:
+        xb = torch.cat([xb, outliers[b.out_idx]])
+    if augment is not None and b.seed is not None:
+        xb = augment(xb, torch.Generator().manual_seed(b.seed))
+    return xb, train.y[b.idx]
+
+
+def _plan_epoch(train: Split, cfg: TrainConfig, gen: torch.Generator, steps: int, n_out: int, n_outliers: int, world: World, seeds: bool, epoch: int) -> list[_Batch]:
+    """The epoch's batches for this rank. All shared randomness (order, rendered-copy swaps,
+    outlier picks) is drawn here from ``gen`` in the order the one-process loop drew it, for
+    the global batch, before this rank takes its stride (:meth:`World.shard`)."""
+    order = torch.randperm(len(train.y), generator=gen)
+    plan = []
+    for b in range(steps):
+        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        swap = out_idx = None
+        if train.alt is not None and train.has_alt is not None and cfg.render_fraction > 0:
+            swap = world.shard(train.has_alt[idx] & (torch.rand(len(idx), generator=gen) < cfg.render_fraction))
+        if n_out:
+            out_idx = world.shard(torch.randint(n_outliers, (n_out,), generator=gen))
+        plan.append(_Batch(world.shard(idx), swap, out_idx, len(idx), n_out, rank_seed(cfg.seed, world.rank, epoch, b) if seeds else None))
+    return plan
 
 
 def train_epoch(
@@ -287,55 +339,65 @@ def train_epoch(
     progress: bool = True,
     max_steps: int | None = None,
     outliers: torch.Tensor | None = None,
+    world: World | None = None,
+    epoch: int = 0,
+    precision: Precision | None = None,
 ) -> tuple[float, int, int]:
-    """One pass over ``train`` in a seeded order: (summed loss, correct, images seen).
+    """One pass over ``train`` in a seeded order: (summed loss, correct, images seen), summed
+    over all ranks of ``world``.
 
     With rendered copies on ``train`` (``cfg.render_fraction``), each drawn input is swapped
     for its copy with that probability; with ``outliers``, ``cfg.outliers * batch_size``
-    doodles join each batch and are trained towards the uniform distribution.
+    doodles join each batch and are trained towards the uniform distribution. In a world of
+    several processes each trains on its stride of every global batch (:mod:`hcr.distributed`);
+    with ``cfg.loader_workers`` the batches are built and augmented in worker processes.
     """
     model.train()
+    world = world or World()
+    precision = precision or Precision("fp32", device)
     steps = math.ceil(len(train.y) / cfg.batch_size)
     if max_steps is not None:
         steps = min(steps, max_steps)
-    order = torch.randperm(len(train.y), generator=gen)
     n_out = round(cfg.outliers * cfg.batch_size) if outliers is not None and len(outliers) else 0
+    workers = cfg.loader_workers
+    plan = _plan_epoch(train, cfg, gen, steps, n_out, len(outliers) if outliers is not None else 0, world, workers > 0, epoch)
+    world.record_shard(epoch, (int(i) for b in plan for i in b.idx[: world.shard_size(b.n_global)]))
     # running sums stay on the device: reading them back each step would stall a GPU
     loss_sum = torch.zeros((), device=device)
     ok_sum = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
-    bar = tqdm(range(steps), desc=desc, unit="batch", disable=not progress, leave=False, mininterval=0.5)
-    for b in bar:
-        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        xb = train.x[idx]
-        if train.alt is not None and train.has_alt is not None and cfg.render_fraction > 0:
-            swap = train.has_alt[idx] & (torch.rand(len(idx), generator=gen) < cfg.render_fraction)
-            xb = torch.where(swap[:, None, None, None], train.alt[idx], xb)
-        if n_out:
-            assert outliers is not None
-            xb = torch.cat([xb, outliers[torch.randint(len(outliers), (n_out,), generator=gen)]])
+    stream = batch_stream(functools.partial(_assemble, train, outliers, augment if workers else None), plan, workers=workers, pin_memory=device.type == "cuda")
+    bar = tqdm(stream, total=steps, desc=desc, unit="batch", disable=not progress, leave=False, mininterval=0.5)
+    for b, (task, (xb, yb)) in enumerate(zip(plan, bar)):
         xb = xb.to(device, non_blocking=True)
-        yb = train.y[idx].to(device, non_blocking=True)
-        if augment is not None:
+        yb = yb.to(device, non_blocking=True)
+        if augment is not None and not workers:
             xb = augment(xb, aug_gen)
-        logits = model(xb.contiguous(memory_format=torch.channels_last))  # (B + outliers, n)
-        if n_out:
-            logits, out_logits = logits[: len(yb)], logits[len(yb) :]
-        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-        if n_out:  # outlier exposure: KL divergence from the uniform distribution (0 when uniform)
-            kl = -F.log_softmax(out_logits, dim=1).mean(dim=1) - math.log(out_logits.shape[1])
-            loss = loss + cfg.outlier_weight * kl.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        with precision.autocast():
+            logits = model(xb.contiguous(memory_format=torch.channels_last))  # (B + outliers, n)
+            if task.out_idx is not None:
+                logits, out_logits = logits[: len(yb)], logits[len(yb) :]
+            terms = [(F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing), task.n_global)]
+            if task.out_idx is not None:  # outlier exposure: KL divergence from the uniform distribution (0 when uniform)
+                kl = -F.log_softmax(out_logits, dim=1).mean(dim=1) - math.log(out_logits.shape[1])
+                terms.append((cfg.outlier_weight * kl.mean(), task.out_global))
+            loss = terms[0][0] if len(terms) == 1 else terms[0][0] + terms[1][0]  # this rank's loss, as reported
+            # the gradient DDP averages is the global batch's: each term weighted by this rank's share of it
+            step_loss = loss if not world.active else sum((t * world.loss_weight(n) for t, n in terms), torch.zeros((), device=device))
+        precision.step(step_loss, opt)
         sched.step()
-        loss_sum += loss.detach() * len(yb)
-        ok_sum += (logits.detach().argmax(1) == yb).sum()
-        seen += len(yb)
+        n = world.shard_size(task.n_global)  # 0 for a rank left only a weightless filler row
+        if n:
+            loss_sum += loss.detach().float() * n
+            ok_sum += (logits.detach().argmax(1) == yb).sum()
+            seen += n
         if progress and (b % 20 == 0 or b == steps - 1):
-            bar.set_postfix(loss=f"{float(loss_sum) / seen:.4f}", acc=f"{int(ok_sum) / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+            bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", acc=f"{int(ok_sum) / max(seen, 1):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
     bar.close()
-    return float(loss_sum), int(ok_sum), seen
+    if not world.active:
+        return float(loss_sum), int(ok_sum), seen
+    total_loss, total_ok, total_seen = world.all_sum([float(loss_sum), int(ok_sum), seen], device)
+    return total_loss, int(total_ok), int(total_seen)
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -345,17 +407,23 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int) ->
     return opt, _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
 
 
-def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> FitResult:
-    """Train ``cfg.model`` on ``cfg.data``; see the module docstring for what is written."""
-    out = Path(out_dir)
+def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> FitResult:
+    """Train ``cfg.model`` on ``cfg.data``; see the module docstring for what is written.
+
+    Under ``torchrun`` the processes train one model together (:mod:`hcr.distributed`;
+    ``dist_backend``: auto, gloo or nccl): rank 0 logs and writes the run folder, and a
+    job torchrun restarts after a failure resumes from ``last.pt`` by itself. On resume the
+    interrupted run's recipe wins; the device and backend are this call's.
+    """
+    with session(cfg.device, dist_backend) as (world, device):
+        return _fit(cfg, Path(out_dir), world, device, resume=resume, progress=progress and world.is_main, log=world.log(log))
+
+
+def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, resume: bool, progress: bool, log: Callable[[str], None]) -> FitResult:
     last_path, best_path = out / "last.pt", out / "best.pt"
+    last, job = resume_point(out, resume=resume, world=world, task="classify", log=log)
     state: dict[str, Any] | None = None
-    if resume:
-        if not last_path.exists():
-            raise HcrError(f"nothing to resume: {last_path} does not exist")
-        last = load_checkpoint(last_path)
-        if not last.train_state:
-            raise HcrError(f"{last_path} holds no training state to resume from")
+    if last is not None:
         cfg = TrainConfig.from_dict(last.config)  # the interrupted run's recipe wins
         state = last.train_state
     base: Checkpoint | None = None
@@ -366,14 +434,16 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
         base = load_checkpoint(resolve_model(cfg.finetune))  # a model file or a shipped name (chars, ...)
         cfg = cfg.updated(model=base.model_name, model_kwargs=base.model_kwargs, preprocess=cfg.preprocess or base.char_spec.to_dict())
     cfg.validate()
-    out.mkdir(parents=True, exist_ok=True)
+    precision = Precision(cfg.precision, device)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
     spec = PreprocessSpec.from_dict(cfg.preprocess)
-    train, val, labels, info = _train_val(cfg, spec, progress)
+    train, val, labels, info = world.local_main_first(lambda: _train_val(cfg, spec, progress))
     if len(train.y) == 0:
         raise HcrError(f"{cfg.data}: no training samples")
-    outliers = _add_synthetic(cfg, spec, train, log)
+    world.check_sizes(len(train.y), cfg.batch_size)
+    outliers = world.local_main_first(lambda: _add_synthetic(cfg, spec, train, log))
     model = create_model(cfg.model, len(labels), **cfg.model_kwargs)
     if base is not None:
         carried = init_from_checkpoint(model, base, labels)
@@ -385,28 +455,36 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     history: list[dict[str, Any]] = []
     best_acc, stale, start_epoch = -1.0, 0, 1
-    if state is not None:
+    if state is not None and last is not None:
         model.load_state_dict(last.state_dict)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["rng"]["order"])
         aug_gen.set_state(state["rng"]["augment"])
         torch.set_rng_state(state["rng"]["torch"])
+        precision.load_state_dict(state.get("scaler"))
         history, best_acc, stale = list(state["history"]), float(state["best_acc"]), int(state["stale"])
         start_epoch = int(state["epoch"]) + 1
         log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
-    log(f"{cfg.model} ({count_parameters(model):,} parameters) on {device}; train {info['train_samples']:,} from {info['train_source']}, val {info['val_samples']:,} from {info['val_source']}")
+    net = world.wrap(model, device)  # what trains; ``model`` (the same weights) is what is saved and validated
+    log(f"{cfg.model} ({count_parameters(model):,} parameters) on {device}, {world.describe()}{'' if cfg.precision == 'fp32' else ', ' + cfg.precision}; "
+        f"train {info['train_samples']:,} from {info['train_source']}, val {info['val_samples']:,} from {info['val_source']}")
 
     def snapshot(metrics: dict[str, Any], train_state: dict[str, Any] | None = None) -> Checkpoint:
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return Checkpoint(cfg.model, cfg.model_kwargs, labels, spec, weights, cfg.to_dict(), metrics, current_versions(), train_state)
 
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if world.is_main:
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     for epoch in range(start_epoch, cfg.epochs + 1):
+        world.test_exit(epoch)
+        world.reseed(cfg.seed, epoch, aug_gen)
         t0 = time.perf_counter()
-        tot_loss, tot_ok, seen = train_epoch(model, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress, outliers=outliers)
+        tot_loss, tot_ok, seen = train_epoch(net, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress,
+                                             outliers=outliers, world=world, epoch=epoch, precision=precision)
         train_time = time.perf_counter() - t0
-        val_loss, val_acc, _ = evaluate_split(model, val, device)
+        world.sync_buffers(model)
+        val_loss, val_acc = world.from_main(lambda: evaluate_split(model, val, device)[:2])
         row = {
             "epoch": epoch,
             "train_loss": round(tot_loss / seen, 5),
@@ -423,35 +501,38 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
             best_acc, stale = val_acc, 0
         else:
             stale += 1
-        metrics = {"best_val_acc": best_acc, "epoch": epoch, **info}
-        if improved:
-            save_checkpoint(snapshot(metrics), best_path)
-        train_state = {
-            "epoch": epoch,
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "rng": {"order": gen.get_state(), "augment": aug_gen.get_state().cpu(), "torch": torch.get_rng_state()},
-            "history": history,
-            "best_acc": best_acc,
-            "stale": stale,
-        }
-        save_checkpoint(snapshot(metrics, train_state), last_path)
-        _write_history(out, history)
+        if world.is_main:
+            metrics = {"best_val_acc": best_acc, "epoch": epoch, **info}
+            if improved:
+                save_checkpoint(snapshot(metrics), best_path)
+            train_state = {
+                "epoch": epoch,
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "rng": {"order": gen.get_state(), "augment": aug_gen.get_state().cpu(), "torch": torch.get_rng_state()},
+                "history": history,
+                "best_acc": best_acc,
+                "stale": stale,
+                **extra_train_state(precision, world, job),
+            }
+            save_checkpoint(snapshot(metrics, train_state), last_path)
+            _write_history(out, history)
         log(
             f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['images_per_s']:.0f} img/s"
         )
-        if cfg.early_stopping and stale >= cfg.early_stopping:
+        if world.should_stop(cfg.early_stopping, stale):
             log(f"early stopping: no validation improvement for {stale} epochs")
             break
-    best = load_checkpoint(best_path)
-    result = calibrate(best, val, device)
-    best.metrics.update(result)
-    save_checkpoint(best, best_path)
-    log(f"calibrated on validation: temperature {result['temperature']:.3f}, ECE {result['val_ece_before']:.4f} -> {result['val_ece_after']:.4f}")
-    return FitResult(best_path, last_path, history, best_acc)
-
-
+    world.record_weights(model)
+    if world.is_main:
+        best = load_checkpoint(best_path)
+        result = calibrate(best, val, device)
+        best.metrics.update(result)
+        save_checkpoint(best, best_path)
+        log(f"calibrated on validation: temperature {result['temperature']:.3f}, ECE {result['val_ece_before']:.4f} -> {result['val_ece_after']:.4f}")
+    world.barrier()
+    return FitResult(best_path, last_path, history, best_acc, world.rank)
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from .charset import AnswerFilter
-from .errors import HcrError
+from .errors import HcrError, InputError
 from .labels import LabelMap
-from .preprocess import ImageInput, Preprocessed, PreprocessSpec, preprocess
+from .preprocess import ImageInput, Preprocessed, PreprocessSpec, iter_pages, preprocess
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -76,7 +76,10 @@ def batched_probs(model: "nn.Module", inputs: "np.ndarray | torch.Tensor", batch
 @dataclass
 class Prediction:
     """One answer. ``label`` is None when the image holds no character (``blank``) or
-    could not be read (``error``); ``uncertain`` marks confidences below the threshold."""
+    could not be read (``error``); ``uncertain`` marks confidences below the threshold.
+    ``page``: the page of a document (a PDF, a multi-page TIFF) answered, from 1
+    (:meth:`Predictor.predict_files` with ``pages``); None for a single image (and then
+    left out of :meth:`to_dict`)."""
 
     label: str | None
     confidence: float
@@ -87,10 +90,12 @@ class Prediction:
     file: str | None = None
     error: str | None = None
     input: np.ndarray | None = field(default=None, repr=False)  # the exact model input (not serialised)
+    page: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
+            **({"page": self.page} if self.page is not None else {}),
             "label": self.label,
             "confidence": round(float(self.confidence), 6),
             "top_k": [[s, round(float(p), 6)] for s, p in self.top_k],
@@ -207,24 +212,36 @@ class Predictor:
             p.file = n
         return preds[0] if single else preds
 
-    def predict_files(self, files: Sequence[str | Path], top_k: int = 5, batch: int = 256) -> list[Prediction]:
-        """Predict many files; unreadable ones get a Prediction with ``error`` set."""
+    def predict_files(self, files: Sequence[str | Path], top_k: int = 5, batch: int = 256, *, pages: bool = False) -> list[Prediction]:
+        """Predict many files; unreadable ones get a Prediction with ``error`` set.
+
+        ``pages``: every page of a document (a PDF, a multi-page TIFF:
+        :func:`hcr.preprocess.iter_pages`) is one prediction, with ``page`` set (from 1),
+        instead of one prediction per file (of its first frame; a PDF is then an error). A
+        page that cannot be read ends its document with an error prediction; a PDF without
+        pypdfium2 installed raises :class:`HcrError`."""
         out: list[Prediction] = []
-        for start in range(0, len(files), batch):
-            chunk = files[start : start + batch]
-            pre: list[Preprocessed | None] = []
-            errors: list[str | None] = []
-            for f in chunk:
-                try:
-                    pre.append(self.preprocess(f))
-                    errors.append(None)
-                except HcrError as e:
-                    pre.append(None)
-                    errors.append(str(e))
-            good = [p for p in pre if p is not None]
-            preds = iter(self.predict_inputs(good, top_k))
-            for f, p, err in zip(chunk, pre, errors):
-                pred = next(preds) if p is not None else Prediction(None, 0.0, error=err)
-                pred.file = str(f)
-                out.append(pred)
+        todo: list[tuple[str, int | None, Preprocessed]] = []  # preprocessed, not yet answered
+
+        def answer() -> None:
+            preds = self.predict_inputs([pre for _, _, pre in todo], top_k)
+            for (file, page, _), pred in zip(todo, preds):
+                pred.file, pred.page = file, page
+            out.extend(preds)
+            todo.clear()
+
+        for f in files:
+            file = str(f)
+            try:
+                if pages:
+                    for page, grey in iter_pages(f):
+                        todo.append((file, page or None, self.preprocess(grey, name=f"{file} page {page}" if page else file)))
+                else:
+                    todo.append((file, None, self.preprocess(f)))
+            except InputError as e:
+                answer()  # the file's pages read so far come first
+                out.append(Prediction(None, 0.0, error=str(e), file=file))
+            if len(todo) >= batch:
+                answer()
+        answer()
         return out

@@ -2,8 +2,11 @@
 
 ``load_image`` decodes whatever a user has (path, bytes, PIL image, numpy array) into a 2-D
 ``uint8`` grey image: EXIF orientation applied, first frame of animations, alpha flattened
-so that transparent canvas drawings keep their strokes. ``preprocess`` then turns that grey
-image into the exact array the model was trained on, following the MNIST procedure:
+so that transparent canvas drawings keep their strokes. :func:`iter_pages` does the same for
+every page of a document (a PDF, rendered with pypdfium2; a multi-page TIFF), one grey image
+per page, and is what ``hcr read``/``hcr predict`` and :mod:`hcr.batch` open files with.
+``preprocess`` then turns that grey image into the exact array the model was trained on,
+following the MNIST procedure:
 
 1. polarity: ink is made bright on a dark background (decided by which way pixels stand
    out from a local estimate of the paper);
@@ -26,8 +29,12 @@ data-set image saved as a PNG and read back gets the identical input.
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
@@ -36,7 +43,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import HcrError, InputError
 from .frames import border_clutter
 from .segment import without_form_lines
 
@@ -52,6 +59,17 @@ MAX_ASPECT = 500
 INK_THRESHOLD = 0.3
 #: Files larger than this are refused before decoding.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Documents with more pages than this are refused (:func:`iter_pages`) before any page is read.
+MAX_PAGES = 500
+#: PDF pages are rendered at this resolution (dots per inch), less where a page would
+#: otherwise exceed :data:`MAX_PIXELS` (:func:`check_size`).
+PDF_DPI = 200
+#: Image formats (Pillow's names) whose frames are the pages of a document: every frame is
+#: read (:func:`iter_pages`). The frames of other formats (an animated GIF, WebP or PNG, the
+#: preview of a camera's MPO JPEG) are not pages: only the first is read.
+PAGED_FORMATS = ("TIFF", "DCX")
+#: The extra that brings PDF input.
+PDF_EXTRA = "pdf"
 
 
 @dataclass(frozen=True)
@@ -212,12 +230,15 @@ def _array_to_grey(arr: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _pil_to_grey(img: Image.Image, what: str) -> np.ndarray:
+def _pil_to_grey(img: Image.Image, what: str, frame: int = 0) -> np.ndarray:
+    """Frame ``frame`` of ``img`` (the first of GIF/WebP/TIFF stacks by default) as grey."""
     check_size(*img.size, what)
     try:
-        img.seek(0)  # first frame of GIF/WebP/TIFF stacks
+        img.seek(frame)
     except (EOFError, AttributeError):
-        pass
+        if frame:
+            raise
+    check_size(*img.size, what)  # a later frame may declare another size
     img = ImageOps.exif_transpose(img) or img
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha:
@@ -249,17 +270,9 @@ def _read_capped(path: Path, what: str) -> bytes:
     return data
 
 
-def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
-    """Decode ``source`` into a 2-D ``uint8`` grey image.
-
-    Raises :class:`~hcr.errors.InputError` with one line naming the input and the problem
-    for missing, empty, corrupt, truncated, non-image or enormous inputs.
-    """
-    what = _describe(source, name)
-    if isinstance(source, np.ndarray):
-        return _array_to_grey(source, what)
-    if isinstance(source, Image.Image):
-        return _pil_to_grey(source, what)
+def _source_bytes(source: ImageInput, what: str) -> bytes:
+    """The encoded bytes of a path or bytes ``source`` (checked: exists, not a folder, not
+    empty, at most :data:`MAX_FILE_BYTES`)."""
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -275,13 +288,17 @@ def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
         raise InputError(f"{what}: file is empty")
     if len(data) > MAX_FILE_BYTES:
         raise InputError(f"{what}: input too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
+    return data
+
+
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Pillow's errors while opening or decoding ``what`` as one-line :class:`InputError` s
+    (and its decompression-bomb warning as an error)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            check_size(*img.size, what)
-            img.load()
-            return _pil_to_grey(img, what)
+            yield
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -290,6 +307,135 @@ def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
         raise InputError(f"{what}: not an image file (or an unsupported format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise InputError(f"{what}: corrupt or truncated image ({e})") from None
+
+
+def _open(data: bytes, what: str) -> Image.Image:
+    """``data`` opened by Pillow, its declared size checked; no pixel decoded yet."""
+    with _decoding(what):
+        img = Image.open(io.BytesIO(data))
+        check_size(*img.size, what)
+        return img
+
+
+def _frame(img: Image.Image, frame: int, what: str) -> np.ndarray:
+    """Frame ``frame`` of an opened image decoded to grey."""
+    with _decoding(what):
+        if frame:
+            img.seek(frame)
+            check_size(*img.size, what)
+        img.load()
+        return _pil_to_grey(img, what, frame)
+
+
+def is_pdf(data: bytes) -> bool:
+    """``data`` is a PDF file: it starts with ``%PDF-`` (after white space)."""
+    return data[:1024].lstrip().startswith(b"%PDF-")
+
+
+def load_image(source: ImageInput, *, name: str | None = None) -> np.ndarray:
+    """Decode ``source`` into a 2-D ``uint8`` grey image (of a multi-frame file, the first
+    frame; :func:`iter_pages` reads every page of a document).
+
+    Raises :class:`~hcr.errors.InputError` with one line naming the input and the problem
+    for missing, empty, corrupt, truncated, non-image or enormous inputs, and for a PDF.
+    """
+    what = _describe(source, name)
+    if isinstance(source, np.ndarray):
+        return _array_to_grey(source, what)
+    if isinstance(source, Image.Image):
+        return _pil_to_grey(source, what)
+    data = _source_bytes(source, what)
+    if is_pdf(data):
+        raise InputError(f"{what}: a PDF document, not an image: read its pages with hcr.preprocess.iter_pages (hcr read and hcr predict do)")
+    return _frame(_open(data, what), 0, what)
+
+
+def iter_pages(source: ImageInput, *, name: str | None = None, dpi: float = PDF_DPI, max_pages: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Every page of ``source`` as ``(page, grey)``: ``grey`` as :func:`load_image` gives
+    it, ``page`` its number in a document, from 1, or 0 for a single image.
+
+    A document is a PDF (each page rendered at ``dpi``, less where the page would exceed
+    :data:`MAX_PIXELS`; needs pypdfium2: ``pip install 'hcr-toolkit[pdf]'``) or an image
+    file of several frames in a format of pages (:data:`PAGED_FORMATS`: a multi-page TIFF).
+    Anything else, an animated GIF, WebP or PNG included, is one image (its first frame),
+    page 0. Pages are decoded one at a time, as they are asked for.
+
+    Raises :class:`~hcr.errors.InputError` (a one-line message naming the input) for what
+    :func:`load_image` refuses, for a corrupt, encrypted or empty PDF, for a document of
+    more than ``max_pages`` pages (default :data:`MAX_PAGES`; before any page is read),
+    and, naming the page, for a page that cannot be decoded; :class:`~hcr.errors.HcrError`
+    for a PDF without pypdfium2 installed.
+    """
+    what = _describe(source, name)
+    if isinstance(source, np.ndarray):
+        yield 0, _array_to_grey(source, what)
+        return
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        data = _source_bytes(source, what)
+        if is_pdf(data):
+            yield from _pdf_pages(data, what, dpi, max_pages)
+            return
+        img = _open(data, what)
+    frames = int(getattr(img, "n_frames", 1) or 1)
+    if frames <= 1 or img.format not in PAGED_FORMATS:
+        yield 0, (_pil_to_grey(img, what) if img is source else _frame(img, 0, what))
+        return
+    _check_pages(frames, what, max_pages)
+    for i in range(frames):
+        page_what = f"{what} page {i + 1}"
+        yield i + 1, (_pil_to_grey(img, page_what, i) if img is source else _frame(img, i, page_what))
+
+
+def _check_pages(count: int, what: str, max_pages: int | None) -> None:
+    """Refuse a document of more than ``max_pages`` pages (None: :data:`MAX_PAGES`)."""
+    max_pages = MAX_PAGES if max_pages is None else max_pages
+    if count > max_pages:
+        raise InputError(f"{what}: {count} pages; at most {max_pages} are read from one document (split it)")
+
+
+def _pdf_pages(data: bytes, what: str, dpi: float, max_pages: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """The pages of a PDF rendered to grey with pypdfium2 (see :func:`iter_pages`)."""
+    try:
+        import pypdfium2 as pdfium  # type: ignore[import-untyped]
+    except ImportError:
+        raise HcrError(f"{what}: reading PDF files needs pypdfium2: pip install 'hcr-toolkit[{PDF_EXTRA}]'") from None
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError:
+        # PDFium's reason (its last error) is not reset by a document that loads, nor set by
+        # one without pages: it may be a previous file's, so the bytes tell what is wrong
+        if re.search(rb"/Encrypt\b", data):
+            raise InputError(f"{what}: the PDF is encrypted (password protected); save an unprotected copy") from None
+        if re.search(rb"/Count\s+0\b", data) and not re.search(rb"/Type\s*/(Page(?![a-zA-Z])|ObjStm)", data):
+            raise InputError(f"{what}: the PDF has no pages") from None  # a page tree of none
+        raise InputError(f"{what}: corrupt or unreadable PDF (PDFium cannot load it)") from None
+    try:
+        count = len(doc)
+        if count == 0:
+            raise InputError(f"{what}: the PDF has no pages")
+        _check_pages(count, what, max_pages)
+        for i in range(count):
+            page_what = f"{what} page {i + 1}"
+            try:
+                page = doc[i]
+                try:
+                    w, h = page.get_size()  # points: 1/72 inch
+                    scale = min(dpi / 72.0, math.sqrt(MAX_PIXELS / max(w * h, 1e-9)))
+                    while scale > 1e-3 and math.ceil(w * scale) * math.ceil(h * scale) > MAX_PIXELS:  # whole pixels
+                        scale *= 0.995
+                    check_size(math.ceil(w * scale), math.ceil(h * scale), page_what)
+                    bitmap = page.render(scale=scale, grayscale=True)  # white paper under the page's content
+                    grey = np.array(bitmap.to_numpy(), np.uint8)  # a copy: the bitmap's memory is pdfium's
+                    bitmap.close()
+                finally:
+                    page.close()
+            except pdfium.PdfiumError as e:
+                raise InputError(f"{page_what}: cannot render it ({str(e).strip() or type(e).__name__})") from None
+            yield i + 1, _array_to_grey(grey, page_what)
+    finally:
+        doc.close()
 
 
 # --------------------------------------------------------------------------- preprocessing

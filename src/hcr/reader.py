@@ -9,8 +9,8 @@ top alternatives. The steps:
    to the segmentation, since one character is a small share of a page's ink).
 2. **Layout**: :func:`hcr.segment.segment` removes form lines and specks, finds the lines in
    reading order, the characters (connected parts with i/j dots and broken strokes merged),
-   punctuation recognised by shape (``.``, ``,``, ``-``, ``:``; ``/`` when the charset names
-   it) and the spaces.
+   punctuation recognised by shape (``.``, ``,``, ``-``, ``:``; ``/``, ``+``, ``(`` and ``)``
+   when the charset names them) and the spaces.
 3. **Classification, through the shared preprocessing**: each character's ink, with the
    other characters' ink blanked out, is cut from the flattened image (ink bright on black)
    with a margin and sent through :func:`hcr.preprocess.preprocess` with the model's spec, so
@@ -70,13 +70,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .charset import NAMED_CHARSETS
-from .errors import HcrError
+from .errors import HcrError, InputError
 from .lexicon import LEXICON_FLOOR, Lexicon, LexiconMatch
 from .metrics import LOOKALIKE_GROUPS
 from .predictor import Prediction, Predictor
-from .preprocess import ImageInput, Preprocessed, load_image, preprocess
+from .preprocess import ImageInput, Preprocessed, iter_pages, load_image, preprocess
 from .page import PRINTED_MODEL, Page, PageLine, PrintedModel, analyse
-from .segment import ASKED_MARKS, DEFAULT_MARKS, MARKS, Glyph, Layout, Line, cut_candidates, glyph_crop, mark_of
+from .segment import ASKED_MARKS, DEFAULT_MARKS, MARKS, Glyph, Layout, Line, asked_mark_of, cut_candidates, glyph_crop, mark_of
 
 __all__ = ["CrnnReader", "ENGINES", "Lexicon", "ReadChar", "ReadLine", "ReadResult", "ReadWord", "Reader", "read", "split_charset"]
 
@@ -189,7 +189,9 @@ class ReadResult:
     newlines (empty for an image without writing); ``error`` is set (and the rest empty)
     when the image could not be read (:meth:`Reader.read_files`). A ``field`` reading holds
     at most one line: the field's value. ``printed_only``: writing was found, all of it
-    printed (and left out unless ``keep_printed``)."""
+    printed (and left out unless ``keep_printed``). ``page``: the page of a document (a
+    PDF, a multi-page TIFF) this result reads, from 1 (:meth:`Reader.read_pages`); None
+    for a single image (and then left out of :meth:`to_dict`)."""
 
     text: str
     lines: list[ReadLine]
@@ -201,6 +203,7 @@ class ReadResult:
     layout: Layout | None = field(default=None, repr=False)
     field: bool = False
     printed_only: bool = False
+    page: int | None = None
 
     @property
     def characters(self) -> list[ReadChar]:
@@ -218,6 +221,7 @@ class ReadResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
+            **({"page": self.page} if self.page is not None else {}),
             "text": self.text,
             "blank": self.blank if self.error is None else None,
             "field": self.field,
@@ -238,12 +242,18 @@ def _printed_model(name: str | None, device: str) -> PrintedModel | None:
 # --------------------------------------------------------------------------- charset
 
 
-def _asked(g: Glyph, punctuation: str) -> Glyph:
-    """A glyph whose shape says slash (:data:`hcr.segment.ASKED_MARKS`) is read as one only
-    when the slash was asked for; otherwise the classifier reads it (a slanted 1 or l looks
-    just the same on its own)."""
+def _asked(g: Glyph, punctuation: str, line: Line) -> Glyph:
+    """The marks read only when asked for (:data:`hcr.segment.ASKED_MARKS`): a glyph whose
+    shape says slash is read as one only when the slash was asked for, and one shaped like
+    a cross or a parenthesis (:func:`hcr.segment.asked_mark_of`, on ``line``'s body) is
+    that mark only when it was; otherwise the classifier reads it (a slanted or curved 1
+    or l, a t look just the same on their own)."""
     if g.mark is not None and g.mark in ASKED_MARKS and g.mark not in punctuation:
         return Glyph(g.x, g.y, g.mask)
+    if g.mark is None and set(punctuation) & set(ASKED_MARKS):
+        mark = asked_mark_of(g, line.top, line.bottom, punctuation)
+        if mark is not None:
+            return Glyph(g.x, g.y, g.mask, mark)
     return g
 
 
@@ -405,6 +415,24 @@ class _PageReading:
     def read_files(self, files: Sequence[str | os.PathLike[str]], *, field: bool = False) -> list["ReadResult"]:
         """Read many files; an unreadable one gives a result with ``error`` set."""
         return [self.read_file(f, field=field) for f in files]
+
+    def read_pages(self, source: ImageInput, *, name: str | None = None, field: bool = False) -> list["ReadResult"]:
+        """Read every page of a document (a PDF, a multi-page TIFF:
+        :func:`hcr.preprocess.iter_pages`), one result per page with ``page`` set (from 1);
+        a single image gives one result, ``page`` None, as :meth:`read`. What cannot be read
+        (the file, or a page of it) gives a result with ``error`` set, after the pages read
+        before it. A PDF without pypdfium2 installed raises :class:`HcrError` (it is the
+        installation, not the file, that cannot read it)."""
+        file = name or (str(source) if isinstance(source, (str, os.PathLike)) else None)
+        out: list[ReadResult] = []
+        try:
+            for page, grey in iter_pages(source, name=name):
+                result = self.read(grey, name=f"{file} page {page}" if page and file else file, field=field)
+                result.file, result.page = file, page or None
+                out.append(result)
+        except InputError as e:
+            out.append(ReadResult("", [], file=file, error=str(e), field=field))
+        return out
 
     def _to_read(self, page: Page) -> list[_ToRead]:
         """The lines to read and their glyphs: the field's line (its handwriting) in field
@@ -584,7 +612,7 @@ class Reader(_PageReading):
         grey = load_image(image, name=name)
         page = analyse(grey, self._ink_spec, self.printed, field=field)
         result = ReadResult("", [], file=file, size=(grey.shape[1], grey.shape[0]), image=grey, layout=page.layout, field=field, printed_only=page.printed_only)
-        todo = [replace(t, items=[(_asked(g, self.punctuation), s, p) for g, s, p in t.items]) for t in self._to_read(page)]
+        todo = [replace(t, items=[(_asked(g, self.punctuation, t.line), s, p) for g, s, p in t.items]) for t in self._to_read(page)]
         flat, ink = page.flat, page.found.mask
         glyphs = [g for line in todo for g, _, _ in line.items if g.mark is None]
         answers = iter(self._classify(glyphs, flat, ink, page) if ink is not None else [])

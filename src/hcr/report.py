@@ -443,7 +443,8 @@ def annotate_predictions(
     flattened; the ink box the preprocessing found drawn in blue), with ``show_input`` the
     exact 28x28 model input beside it, then the file name and the answer: ``label
     confidence`` (green), ``uncertain: label confidence`` (orange), ``no character`` (grey)
-    or the error (red). Inputs given as arrays (no file) show their model input. At most
+    or the error (red). Inputs given as arrays (no file) and the pages of documents show
+    their model input. At most
     ``max_images`` cells are drawn (the title says so when there were more). Written
     atomically; returns ``path``.
     """
@@ -476,7 +477,7 @@ def annotate_predictions(
         x0, y0 = c * cw + pad, head + r * ch + pad
         img: np.ndarray | None = None
         scale = 1.0
-        if p.error is None and p.file is not None:
+        if p.error is None and p.file is not None and not getattr(p, "page", None):  # a document's page: its model input
             try:
                 img, scale = _fit_thumb(load_image(p.file), thumb)
             except Exception:  # noqa: BLE001  (the file changed since it was read: show a placeholder)
@@ -514,7 +515,8 @@ def annotate_predictions(
         if show_input and p.input is not None:
             ax.add_patch(Rectangle((x0 + thumb + gap - 0.5, y0 - 0.5), side, side, fill=False, edgecolor="0.6", linewidth=0.6))
             ax.text(x0 + thumb + gap + side / 2, y0 + side + 2, "model input", ha="center", va="top", fontsize=5.5, color="0.45")
-        name = Path(p.file).name if p.file else f"#{i + 1}"
+        page = getattr(p, "page", None)  # a document's page (hcr.predictor.Prediction.page)
+        name = (Path(p.file).name if p.file else f"#{i + 1}") + (f" p.{page}" if page else "")
         ax.text(x0, y0 + thumb + 4, _shorten(name, chars), ha="left", va="top", fontsize=7, color="0.25", parse_math=False)
         text, colour = _caption(p)
         if p.error is None:

@@ -29,6 +29,10 @@ threshold as for one character) and returns lines in reading order, each a list 
    mostly under or over one, a small part high up next to one). Small parts that are not
    merged become punctuation recognised by shape: ``.`` (a compact dot on the baseline),
    ``,`` (a small tick reaching below it) and ``-`` (a short flat bar at mid-height).
+   Tall parts may be marks asked for by the charset (:data:`ASKED_MARKS`): a ``/`` is
+   marked here (:func:`slash_of`) and read as one only when asked for; ``+``, ``(`` and
+   ``)`` (:func:`cross_of`, :func:`parenthesis_of`) only where :mod:`hcr.reader` is asked
+   for them (:func:`asked_mark_of`), so without them nothing changes.
    Splitting characters that touch needs the classifier; :mod:`hcr.reader` does it,
    trying the cuts :func:`cut_candidates` proposes.
 6. **Spaces**: a gap is a space when it is wide compared with the line's own spacing: the
@@ -68,12 +72,15 @@ __all__ = [
     "Layout",
     "Line",
     "Spacing",
+    "asked_mark_of",
     "char_height",
+    "cross_of",
     "cut_candidates",
     "find_spaces",
     "glyph_crop",
     "line_spaces",
     "mark_of",
+    "parenthesis_of",
     "remove_form_lines",
     "segment",
     "stroke_width",
@@ -82,12 +89,13 @@ __all__ = [
 ]
 
 #: Punctuation recognised by shape (the classifiers know letters and digits only).
-MARKS = ".,-:/"
+MARKS = ".,-:/+()"
 #: The marks read without a charset naming them ...
 DEFAULT_MARKS = ".,-:"
-#: ... and those read only when a charset names them (``--charset "0123456789/"``): a slash
-#: on its own is a slanted 1 or l, so the shape alone does not decide it.
-ASKED_MARKS = "/"
+#: ... and those read only when a charset names them (``--charset "0123456789/"``,
+#: ``--charset "0123456789+() "``): a slash on its own is a slanted 1 or l, a parenthesis a
+#: curved 1 or l, a cross a t or a 4, so the shape alone does not decide them.
+ASKED_MARKS = "/+()"
 #: Writing whose typical character is less tall than this (pixels) is not read: it is
 #: noise (grain, salt) or too small for a classifier of 28 x 28 inputs.
 MIN_HEIGHT = 8
@@ -96,6 +104,18 @@ MIN_HEIGHT = 8
 SLASH_LEAN = 22.0
 #: ... and is straight: its ink's spread across the stroke at most this share of its spread along it.
 SLASH_THIN = 0.22
+#: A cross (``+``): a horizontal and a vertical bar, each covering at least this share of
+#: the part's width (height), crossing in its middle half ...
+CROSS_SPAN = 0.7
+#: ... with at most this share of the ink off both bars.
+CROSS_OFF = 0.12
+#: A parenthesis is one thin curved stroke (at most this many times as wide as tall) ...
+PAREN_WIDTH = 0.6
+#: ... whose centre line (per row) sags from the straight line by at least this share of
+#: its height (a parabola's sag; its vertex in the middle 60% of its height) ...
+PAREN_SAG = 0.07
+#: ... and follows the parabola to within this share of its height (root mean square).
+PAREN_SMOOTH = 0.05
 
 # Sizes in character heights (H) or stroke widths (sw); see the module docstring.
 _SPECK_SW2 = 0.3  # parts under this many square stroke widths are specks
@@ -378,6 +398,82 @@ def slash_of(g: Glyph, top: float, bottom: float) -> bool:
     lean = math.degrees(math.atan2(abs(major[0]), abs(major[1])))
     straight = math.sqrt(max(evals[0], 0.0)) <= SLASH_THIN * math.sqrt(max(evals[1], 1e-9))
     return bool(cov[0, 1] < 0 and SLASH_LEAN <= lean <= 65.0 and straight)
+
+
+def cross_of(g: Glyph, top: float, bottom: float) -> bool:
+    """Whether a part is a cross (``+``, as in ``+33``): about as wide as tall, between a
+    third and one body height, centred in the body, made of a horizontal and a vertical bar
+    (:data:`CROSS_SPAN`) that cross in its middle half, with little ink off them
+    (:data:`CROSS_OFF`; an x, a t or a 4 has more)."""
+    hb = max(bottom - top, 1.0)
+    rel = (g.cy - top) / hb
+    if not (0.3 * hb <= g.h <= 1.1 * hb and 0.5 * g.h <= g.w <= 2.0 * g.h and 0.2 <= rel <= 0.8):
+        return False
+    m = g.mask
+    ink = int(m.sum())
+    if ink < 8:
+        return False
+    t = 0.5 * stroke_width(m) + max(1.0, 0.05 * min(g.w, g.h))  # a bar's half width, and a margin
+    row, col = int(np.argmax(m.sum(axis=1))), int(np.argmax(m.sum(axis=0)))
+    if not (0.25 * g.h <= row <= 0.75 * g.h and 0.25 * g.w <= col <= 0.75 * g.w):
+        return False
+    ys, xs = np.mgrid[0 : g.h, 0 : g.w]
+    hbar, vbar = np.abs(ys - row) <= t, np.abs(xs - col) <= t
+    across = float((m & hbar).any(axis=0).mean())  # the columns the horizontal bar covers
+    down = float((m & vbar).any(axis=1).mean())
+    off = float((m & ~hbar & ~vbar).sum()) / ink
+    return across >= CROSS_SPAN and down >= CROSS_SPAN and off <= CROSS_OFF
+
+
+def parenthesis_of(g: Glyph, top: float, bottom: float) -> str | None:
+    """``(`` or ``)`` when a part is a parenthesis, else None: at least 0.8 body heights
+    tall, thin (:data:`PAREN_WIDTH`), one stroke down its whole height whose centre line is
+    a parabola (within :data:`PAREN_SMOOTH`) sagging by :data:`PAREN_SAG` or more, its
+    vertex in the middle of the height, opening to the right (``(``) or the left (``)``),
+    both its ends bending away from its middle.
+    A 1, l or I is straight, a J hooks at its end only."""
+    hb = max(bottom - top, 1.0)
+    if g.h < 0.8 * hb or g.w > PAREN_WIDTH * g.h or g.h < 8:
+        return None
+    m = g.mask
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size < 0.9 * g.h:
+        return None  # not one stroke from top to bottom
+    xs = np.arange(g.w, dtype=np.float64)
+    centre = (m[rows] * xs).sum(axis=1) / m[rows].sum(axis=1)
+    y = rows.astype(np.float64) / g.h  # heights as shares of the part's
+    a, b, c = np.polyfit(y, centre / g.h, 2)
+    if abs(a) < 1e-9:
+        return None
+    vertex = -b / (2 * a)
+    sag = abs(a) * 0.25  # the parabola's departure from its chord over the height (y: 0..1)
+    resid = float(np.sqrt(np.mean((np.polyval((a, b, c), y) - centre / g.h) ** 2)))
+    if not (0.2 <= vertex <= 0.8 and sag >= PAREN_SAG and resid <= PAREN_SMOOTH):
+        return None
+    # both ends bend away from the middle (a J or a hooked 1 bends at one end only)
+    side = 1.0 if a > 0 else -1.0  # "(": the ends lie right of the middle
+    k = max(1, rows.size // 8)
+    middle = centre[(y >= 0.3) & (y <= 0.7)]
+    if middle.size == 0:
+        return None
+    extreme = float(middle.min() if a > 0 else middle.max())
+    ends = min(side * (float(centre[:k].mean()) - extreme), side * (float(centre[-k:].mean()) - extreme))
+    if ends < 0.5 * PAREN_SAG * g.h:
+        return None
+    return "(" if a > 0 else ")"
+
+
+def asked_mark_of(g: Glyph, top: float, bottom: float, asked: str) -> str | None:
+    """The mark of :data:`ASKED_MARKS` other than ``/`` (which :func:`segment` marks
+    itself) that a part of a line with body ``top`` to ``bottom`` is by its shape, of those
+    in ``asked`` (a cross ``+``, a parenthesis ``(`` or ``)``), or None."""
+    if "+" in asked and cross_of(g, top, bottom):
+        return "+"
+    if "(" in asked or ")" in asked:
+        paren = parenthesis_of(g, top, bottom)
+        if paren is not None and paren in asked:
+            return paren
+    return None
 
 
 def _attach_small(main: list[Glyph], small: list[Glyph], top: float, bottom: float, sw: float) -> list[Glyph]:

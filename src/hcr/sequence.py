@@ -31,20 +31,33 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
+from .amp import Precision
 from .backends import Backend, load_backend
 from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import SequenceConfig
 from .ctc import Decoded, decode
 from .data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
+from .distributed import (
+    World,
+    batch_stream,
+    extra_train_state,
+    rank_seed,
+    resume_point,
+    session,
+)
 from .errors import HcrError
 from .labels import CTCCodec
 from .lexicon import Lexicon
+from .line_recognizer import (
+    LineRecognizer,
+    line_log_probs_with,
+    pad_lines,
+    width_batches,
+)
 from .metrics import error_rates, levenshtein
 from .models import count_parameters, create_model, model_task
-from .line_recognizer import LineRecognizer, line_log_probs_with, pad_lines, width_batches
 from .models.crnn import COLUMN_STRIDE, output_columns
-from .predictor import resolve_device
 from .preprocess import LineSpec, preprocess_line
 from .typeset import Drawn
 
@@ -179,11 +192,14 @@ def line_log_probs(model: nn.Module, images: Sequence[np.ndarray], device: torch
     return line_log_probs_with(run, images, getattr(model, "column_stride", COLUMN_STRIDE), batch_size)
 
 
-def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts: Sequence[str], codec: CTCCodec, device: torch.device) -> torch.Tensor:
-    logits = model(x.to(device))  # (B,T,C)
+def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts: Sequence[str], codec: CTCCodec, device: torch.device, stride: int | None = None) -> torch.Tensor:
+    """Mean CTC loss of a batch; ``stride``: the model's column stride (needed when
+    ``model`` is wrapped, e.g. in ``DistributedDataParallel``)."""
+    logits = model(x.to(device, non_blocking=True))  # (B,T,C)
     log_probs = F.log_softmax(logits, dim=2).permute(1, 0, 2)  # (T,B,C) for ctc_loss
     t_max = log_probs.shape[0]
-    stride = getattr(model, "column_stride", COLUMN_STRIDE)
+    if stride is None:
+        stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
     input_lengths = torch.as_tensor([min(output_columns(int(w), stride), t_max) for w in widths], dtype=torch.long)
     targets = [codec.encode(t) for t in texts]
     target_lengths = torch.as_tensor([len(t) for t in targets], dtype=torch.long)
@@ -200,6 +216,7 @@ class SequenceFit:
     last_path: Path
     history: list[dict[str, Any]]
     best_val_cer: float
+    rank: int = 0  # under torchrun: this process's rank (0 wrote the files)
 
 
 def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callable[[str], None]) -> tuple[list[LineSet], list[LineSet]]:
@@ -239,34 +256,53 @@ def evaluate_lines(model: nn.Module, lines: LineSet, codec: CTCCodec, device: to
     return error_rates(lines.texts, [d.text for d in decoded]), decoded
 
 
-def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print) -> SequenceFit:
-    """Train a sequence model; see the module docstring for what is written."""
+def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> SequenceFit:
+    """Train a sequence model; see the module docstring for what is written. Under
+    ``torchrun`` the processes train together as :func:`hcr.engine.fit` describes."""
+    with session(cfg.device, dist_backend) as (world, device):
+        return _fit_sequence(cfg, Path(out_dir), world, device, resume=resume, progress=progress and world.is_main, log=world.log(log))
+
+
+@dataclass
+class _LineBatch:
+    """One step's share of a global batch of lines."""
+
+    idx: np.ndarray  # this rank's lines
+    n_global: int  # lines in the global batch (every rank)
+    seed: int | None  # augmentation seed (None: the loop's generator)
+
+
+def _line_batch(train: LineSet, augment: bool, rng: np.random.Generator, b: _LineBatch) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """(padded inputs, widths, texts) of a batch, augmented with ``rng`` or the batch's seed."""
     from .augment import augment_line
+
+    r = rng if b.seed is None else np.random.default_rng(b.seed)
+    x, widths = collate([augment_line(train.images[i], r) if augment else train.images[i] for i in b.idx])
+    return x, widths, [train.texts[i] for i in b.idx]
+
+
+def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.device, *, resume: bool, progress: bool, log: Callable[[str], None]) -> SequenceFit:
     from .engine import _write_history, seed_everything
 
-    out = Path(out_dir)
     last_path, best_path = out / "last.pt", out / "best.pt"
     state: dict[str, Any] | None = None
-    last: Checkpoint | None = None
-    if resume:
-        if not last_path.exists():
-            raise HcrError(f"nothing to resume: {last_path} does not exist")
-        last = load_checkpoint(last_path)
-        if not last.train_state or last.task != "sequence":
-            raise HcrError(f"{last_path} holds no sequence training state to resume from")
+    last, job = resume_point(out, resume=resume, world=world, task="sequence", log=log)
+    if last is not None:
         cfg = SequenceConfig.from_dict(last.config)
         state = last.train_state
     cfg.validate()
     if model_task(cfg.model) != "sequence":
         raise HcrError(f"model {cfg.model!r} is a character classifier; a sequence recipe needs a sequence model (crnn)")
-    out.mkdir(parents=True, exist_ok=True)
+    precision = Precision(cfg.precision, device)
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
     spec = LineSpec.from_dict(cfg.preprocess)
-    trains, vals = _load_sets(cfg, spec, progress, log)
+    trains, vals = world.local_main_first(lambda: _load_sets(cfg, spec, progress, log))
     train = LineSet([im for s in trains for im in s.images], [t for s in trains for t in s.texts], [i for s in trains for i in s.ids], " + ".join(s.source for s in trains))
     if len(train) == 0:
         raise HcrError(f"{cfg.data}: no training lines")
+    world.check_sizes(len(train), cfg.batch_size, "training lines")
     codec = last.codec if last is not None else CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet)
     base: Checkpoint | None = None
     if cfg.finetune and state is None:
@@ -301,6 +337,7 @@ def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = Fal
         sched.load_state_dict(state["scheduler"])
         rng.bit_generator.state = json.loads(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
+        precision.load_state_dict(state.get("scaler"))
         history, best_cer, stale = list(state["history"]), float(state["best_cer"]), int(state["stale"])
         start_epoch = int(state["epoch"]) + 1
         log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
@@ -308,68 +345,85 @@ def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = Fal
         "train_source": train.source, "val_source": vals[0].source, "train_lines": len(train), "val_lines": len(vals[0]),
         "citation": "; ".join(dict.fromkeys(s.citation for s in trains if s.citation)),
     }
-    log(f"{cfg.model} ({count_parameters(model):,} parameters, {codec.num_classes} classes incl. blank) on {device}; train {len(train):,} lines, val {', '.join(f'{len(v):,} ({v.source})' for v in vals)}")
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
+    stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
+    net = world.wrap(model, device)  # what trains; ``model`` (the same weights) is saved and validated
+    log(f"{cfg.model} ({count_parameters(model):,} parameters, {codec.num_classes} classes incl. blank) on {device}, {world.describe()}; train {len(train):,} lines, val {', '.join(f'{len(v):,} ({v.source})' for v in vals)}")
+    if world.is_main:
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
 
     def snapshot(metrics: dict[str, Any], train_state: dict[str, Any] | None = None) -> Checkpoint:
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return Checkpoint(cfg.model, kwargs, Checkpoint.sequence_labels(codec), spec, weights, cfg.to_dict(), metrics, current_versions(), train_state, task="sequence")
 
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
-        loss_sum, seen = 0.0, 0
-        batches = width_batches(train.widths, cfg.batch_size, rng)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False, mininterval=0.5)
-        for b, idx in enumerate(bar):
-            imgs = [augment_line(train.images[i], rng) if cfg.augment else train.images[i] for i in idx]
-            x, widths = collate(imgs)
-            loss = _ctc_batch_loss(model, x, widths, [train.texts[i] for i in idx], codec, device)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            seen += len(idx)
-            if progress and (b % 10 == 0 or b == len(batches) - 1):
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        bar.close()
-        train_time = time.perf_counter() - t0
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(loss_sum / seen, 5)}
+    def validate() -> dict[str, float]:
+        """The validation figures of the epoch (rank 0 computes them)."""
         with torch.no_grad():
             model.eval()
             vloss = [float(_ctc_batch_loss(model, *collate([vals[0].images[i] for i in idx]), [vals[0].texts[i] for i in idx], codec, device)) * len(idx) for idx in width_batches(vals[0].widths, 64)]
-        row["val_loss"] = round(sum(vloss) / max(len(vals[0]), 1), 5)
+        row = {"val_loss": round(sum(vloss) / max(len(vals[0]), 1), 5)}
         for k, v in enumerate(vals):
             rates, _ = evaluate_lines(model, v, codec, device)
             tag = "" if k == 0 else f"_{k}"
             row[f"val_cer{tag}"] = round(rates["cer"], 5)
             row[f"val_wer{tag}"] = round(rates["wer"], 5)
             row[f"val_cer_ci{tag}"] = round(rates["cer_ci"], 5)
-        row.update({"lr": float(f"{sched.get_last_lr()[0]:.3e}"), "seconds": round(train_time, 1), "lines_per_s": round(seen / train_time, 1)})
+        return row
+
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        world.test_exit(epoch)
+        rank_rng = world.reseed(cfg.seed, epoch)  # several processes: augmentation apart from the shared order
+        aug_rng = rng if rank_rng is None else rank_rng
+        t0 = time.perf_counter()
+        net.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # on the device: no sync per step
+        seen = 0
+        batches = width_batches(train.widths, cfg.batch_size, rng)
+        plan = [_LineBatch(world.shard(idx), len(idx), rank_seed(cfg.seed, world.rank, epoch, b) if cfg.loader_workers else None) for b, idx in enumerate(batches)]
+        world.record_shard(epoch, (int(i) for t in plan for i in t.idx[: world.shard_size(t.n_global)]))
+        stream = batch_stream(functools.partial(_line_batch, train, cfg.augment, aug_rng), plan, workers=cfg.loader_workers, pin_memory=device.type == "cuda")
+        bar = tqdm(stream, total=len(plan), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False, mininterval=0.5)
+        for b, (task, (x, widths, texts)) in enumerate(zip(plan, bar)):
+            with precision.autocast():
+                loss = _ctc_batch_loss(net, x, widths, texts, codec, device, stride)
+            precision.step(loss if not world.active else loss * world.loss_weight(task.n_global), opt, clip=(model.parameters(), 5.0))
+            sched.step()
+            n = world.shard_size(task.n_global)  # 0 for a rank left only a weightless filler line
+            loss_sum += loss.detach().double() * n
+            seen += n
+            if progress and (b % 10 == 0 or b == len(plan) - 1):
+                bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        bar.close()
+        total_loss, total_seen = world.all_sum([float(loss_sum), seen], device)
+        train_time = time.perf_counter() - t0
+        world.sync_buffers(model)
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(total_loss / total_seen, 5)}
+        row.update(world.from_main(validate))
+        row.update({"lr": float(f"{sched.get_last_lr()[0]:.3e}"), "seconds": round(train_time, 1), "lines_per_s": round(total_seen / train_time, 1)})
         history.append(row)
         improved = row["val_cer"] < best_cer
         if improved:
             best_cer, stale = row["val_cer"], 0
         else:
             stale += 1
-        metrics = {"best_val_cer": best_cer, "epoch": epoch, "val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}}
-        if improved:
-            save_checkpoint(snapshot(metrics), best_path)
-        train_state = {
-            "epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "rng": {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()},
-            "history": history, "best_cer": best_cer, "stale": stale,
-        }
-        save_checkpoint(snapshot(metrics, train_state), last_path)
-        _write_history(out, history)
+        if world.is_main:
+            metrics = {"best_val_cer": best_cer, "epoch": epoch, "val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}}
+            if improved:
+                save_checkpoint(snapshot(metrics), best_path)
+            train_state = {
+                "epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()},
+                "history": history, "best_cer": best_cer, "stale": stale, **extra_train_state(precision, world, job),
+            }
+            save_checkpoint(snapshot(metrics, train_state), last_path)
+            _write_history(out, history)
         extra = "".join(f" | val{k} CER {row[f'val_cer_{k}']:.4f}" for k in range(1, len(vals)))
         log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{' *' if improved else ''}{extra} | {row['lines_per_s']:.0f} lines/s")
-        if cfg.early_stopping and stale >= cfg.early_stopping:
+        if world.should_stop(cfg.early_stopping, stale):
             log(f"early stopping: no validation improvement for {stale} epochs")
             break
-    return SequenceFit(best_path, last_path, history, best_cer)
+    world.record_weights(model)
+    world.barrier()
+    return SequenceFit(best_path, last_path, history, best_cer, world.rank)
 
 
 def _init_from(model: nn.Module, base: Checkpoint, codec: CTCCodec) -> int:

@@ -27,6 +27,53 @@ class _Payload:
         return (eval, (f"open({str(self.marker)!r}, 'w').write('ran')",))
 
 
+def _huge_constant_files(good: Path) -> dict[str, bytes]:
+    """The exported model with a forged constant added: 16 GiB declared by its dimensions (a few
+    bytes present), as an initialiser and as a Constant node, or weights in an external file."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    out = {}
+    for name in ("huge-initializer.onnx", "huge-constant-node.onnx", "external-data.onnx", "external-data-escaping.onnx"):
+        proto = onnx.load(str(good))
+        tensor = helper.make_tensor("forged", TensorProto.FLOAT, [4], b"\0" * 16, raw=True)
+        tensor.dims[:] = [65536, 65536]  # 16 GiB declared, 16 bytes present
+        if name == "huge-constant-node.onnx":
+            proto.graph.node.append(helper.make_node("Constant", [], ["forged_out"], value=tensor))
+        else:
+            if name.startswith("external-data"):
+                tensor.ClearField("raw_data")
+                tensor.dims[:] = [4]
+                tensor.data_location = TensorProto.EXTERNAL
+                where = "weights.bin" if name == "external-data.onnx" else "../../../../etc/passwd"
+                tensor.external_data.add(key="location", value=where)
+            proto.graph.initializer.append(tensor)
+        out[name] = proto.SerializeToString()
+    return out
+
+
+def test_declared_weights_are_counted_before_onnxruntime(tmp_path: Path) -> None:
+    """The shipped runtime files pass (their declared weights match their size); a forged
+    constant is refused by :func:`hcr.backends.check_onnx_weights` without onnxruntime."""
+    from hcr.backends import check_onnx_weights
+    from hcr.errors import ModelFileError
+    from hcr.export import export_model
+    from hcr.pretrained import pretrained_path
+
+    for name in ("chars", "digits", "words"):
+        data = pretrained_path(name).with_suffix(".onnx").read_bytes()
+        assert 0.9 * len(data) < check_onnx_weights(data, name) <= len(data)
+    forged = _huge_constant_files(export_model("digits", "onnx", tmp_path / "good.onnx", check=False).path)
+    with pytest.raises(ModelFileError, match=r"m.onnx: the model declares 16.0 GiB of weights, over the 2 GiB limit"):
+        check_onnx_weights(forged["huge-initializer.onnx"], "m.onnx")
+    with pytest.raises(ModelFileError, match=r"16.0 GiB"):
+        check_onnx_weights(forged["huge-constant-node.onnx"], "m.onnx")
+    with pytest.raises(ModelFileError, match=r"'forged' refers to data in another file"):
+        check_onnx_weights(forged["external-data-escaping.onnx"], "m.onnx")
+    with pytest.raises(ModelFileError, match="not a readable ONNX model"):
+        check_onnx_weights(b"\x0a\xff\xff\xff\x0f", "m.onnx")  # a graph field longer than the file
+
+
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import onnx
@@ -48,6 +95,7 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for k in (2, 3):  # declare a 30000 x 30000 input
         proto.graph.input[0].type.tensor_type.shape.dim[k].dim_value = 30000
     files["huge-input.onnx"] = proto.SerializeToString()
+    files.update(_huge_constant_files(good_onnx))
     checkpoint = torch.load(pretrained_path("digits"), weights_only=True)
     checkpoint["preprocess"] = {**checkpoint["preprocess"], "size": 512, "box": 500}
     torch.save(checkpoint, d / "spec-512.pt")
@@ -59,7 +107,8 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_every_bad_model_file_is_one_line(model_files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    expect = {"spec-512.pt": "does not fit the network"}  # (onnxruntime itself refuses the 30000 x 30000 input of this network)
+    expect = {"spec-512.pt": "does not fit the network", "huge-initializer.onnx": "16.0 GiB of weights", "huge-constant-node.onnx": "16.0 GiB of weights",
+              "external-data.onnx": "refers to data in another file", "external-data-escaping.onnx": "refers to data in another file"}  # (onnxruntime itself refuses the 30000 x 30000 input of this network)
     for name, path in model_files.items():
         code = main(["predict", "--model", str(path), str(SAMPLE)])
         out, err = capsys.readouterr()

@@ -85,6 +85,12 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _show(field: str, limit: int = 24) -> str:
+    """A field quoted for an error message, shortened (a forged file may hold a huge one)."""
+    text = field.strip()
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
 def _bad_line(path: Path, lines: list[str], first_line: int, ncols: int | None) -> DataError:
     """Find the first unparsable line of a chunk (slow path, only after a failure)."""
     for k, line in enumerate(lines):
@@ -99,9 +105,11 @@ def _bad_line(path: Path, lines: list[str], first_line: int, ncols: int | None) 
             try:
                 value = float(field)
             except ValueError:
-                return DataError(f"{where}, column {col + 1}: {field.strip()!r} is not a number")
+                return DataError(f"{where}, column {col + 1}: {_show(field)} is not a number")
+            if not math.isfinite(value) and not math.isnan(value) or abs(value) >= 2**53:
+                return DataError(f"{where}, column {col + 1}: {_show(field)} is out of range (pixels are 0..255)")
             if not value.is_integer():
-                return DataError(f"{where}, column {col + 1}: {field.strip()!r} is not an integer")
+                return DataError(f"{where}, column {col + 1}: {_show(field)} is not an integer")
     return DataError(f"{path} lines {first_line}-{first_line + len(lines) - 1}: cannot parse the values")
 
 
@@ -195,9 +203,15 @@ def read_pixel_csv(path: Path, *, transpose: bool = False, label_offset: int = 0
                     images.append(chunk_images)
                     labels.append(chunk_labels)
                 start += len(lines)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text CSV (binary data, or another encoding: {e.reason})") from None
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"cannot read {path}: {e}") from None
     if not images:
+        if first.strip() and not _is_number(head):  # the one non-blank line was taken for a header
+            sep = next((f" separated by {name} instead of commas" for c, name in (("\t", "tabs"), (";", "semicolons")) if c in first and "," not in first), "")
+            raise DataError(f"{path} contains no data rows: its one line {_show(first, 40)} was read as a header, not label,pixel values{sep} "
+                            f"(expected comma-separated rows: a label, then S*S pixels 0..255)")
         raise DataError(f"{path} contains no data rows")
     out = np.concatenate(images) if len(images) > 1 else images[0]
     images.clear()

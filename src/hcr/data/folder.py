@@ -50,10 +50,14 @@ class FolderSource(_SplitArrays):
                 files = _image_files(sub)
                 if files:
                     classes[sub.name] = files
+            hint = (f"; it holds a labels.tsv: word/line images with transcriptions are the data set lines:{self.root}"
+                    if (self.root / "labels.tsv").exists() else "")
+            if hint and len(classes) == 1:  # e.g. the images/ folder of a word/line set
+                raise DataError(f"{self.root} has one class folder only ({next(iter(classes))}/){hint}")
             if not classes:
                 raise DataError(
                     f"{self.root} has no class folders with images: expected one sub-folder per class "
-                    f"(e.g. {self.root / 'A'}) holding {', '.join(IMAGE_SUFFIXES)} files"
+                    f"(e.g. {self.root / 'A'}) holding {', '.join(IMAGE_SUFFIXES)} files{hint}"
                 )
             self._classes = classes
         return self._classes
@@ -85,9 +89,9 @@ class FolderSource(_SplitArrays):
                 images.append(image)
                 targets.append(target)
                 ids.append(rel)
+        shown = "; ".join(problems[:_SHOW_PROBLEMS]) + ("; ..." if len(problems) > _SHOW_PROBLEMS else "")
+        if not images:  # the reasons go in the one error line (no warning before it)
+            raise DataError(f"no readable images in {self.root}" + (f": {len(problems)} unreadable ({shown})" if problems else ""))
         if problems:
-            shown = "; ".join(problems[:_SHOW_PROBLEMS]) + ("; ..." if len(problems) > _SHOW_PROBLEMS else "")
             warnings.warn(f"skipped {len(problems)} unreadable image(s) in {self.root}: {shown}", stacklevel=4)
-        if not images:
-            raise DataError(f"no readable images in {self.root}")
         return Samples(images, np.asarray(targets, dtype=np.int64), self.label_map(), f"{self._source_prefix()}:all", ids)

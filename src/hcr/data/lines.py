@@ -114,11 +114,17 @@ class LineFolder:
         if not tsv.is_file():
             raise DataError(f"{self.folder}: no labels.tsv (expected a tab-separated file with columns file, text[, writer])")
         try:
-            rows = list(csv.DictReader(tsv.open(encoding="utf-8", newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
-        except (UnicodeDecodeError, csv.Error) as e:
+            with tsv.open(encoding="utf-8-sig", newline="") as handle:  # (a BOM, as some editors write, is not part of the header)
+                rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        except UnicodeDecodeError as e:
+            raise DataError(f"{tsv}: not UTF-8 text (binary data, or another encoding: {e.reason}); save it as UTF-8") from None
+        except (OSError, csv.Error) as e:
             raise DataError(f"{tsv}: cannot be read ({e})") from None
-        if not rows or "file" not in rows[0] or "text" not in rows[0]:
-            raise DataError(f"{tsv}: needs a header row with 'file' and 'text' columns")
+        if not rows:
+            raise DataError(f"{tsv}: no lines listed (expected a header row with 'file' and 'text' columns, then one row per image)")
+        if "file" not in rows[0] or "text" not in rows[0]:
+            found = ", ".join(repr(k)[:40] for k in list(rows[0])[:6] if k is not None)
+            raise DataError(f"{tsv}: needs a header row with 'file' and 'text' columns, separated by tabs (found {found or 'no columns'})")
         images: list[ImageInput] = []
         texts: list[str] = []
         writers: list[str] = []
@@ -127,6 +133,8 @@ class LineFolder:
             f, t = (r.get("file") or "").strip(), r.get("text")
             if not f or t is None or not t.strip():
                 raise DataError(f"{tsv} line {n}: empty file name or text")
+            if Path(f).is_absolute() or ".." in Path(f).parts:
+                raise DataError(f"{tsv} line {n}: {f[:80]!r} is not a path inside {self.folder} (file names are relative to the folder of labels.tsv)")
             p = self.folder / f
             if not p.is_file():
                 missing.append(f)

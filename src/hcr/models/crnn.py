@@ -15,6 +15,7 @@ from torch import nn
 from ..line_recognizer import DEFAULT_STRIDE as COLUMN_STRIDE
 from ..line_recognizer import columns as output_columns  # T for an input width (torch-free: inference shares it)
 from . import register_model
+from .cnn import pool_then_relu
 
 #: COLUMN_STRIDE: the default horizontal downsampling of the feature extractor (one output
 #: column per this many pixels); a model's own value is its ``column_stride`` attribute
@@ -43,9 +44,9 @@ class CRNN(nn.Module):
         self.in_height = in_height
         self.column_stride = stride
         self.features = nn.Sequential(
-            *_conv(1, w), nn.MaxPool2d(2, 2, ceil_mode=True),  # (B,w,H/2,ceil(W/2))
-            *_conv(w, 2 * w), nn.MaxPool2d((2, 1)) if stride == 2 else nn.MaxPool2d(2, 2, ceil_mode=True),  # (B,2w,H/4,T)
-            *_conv(2 * w, 4 * w), nn.MaxPool2d((2, 1)),  # (B,4w,H/8,T)
+            *pool_then_relu(_conv(1, w), nn.MaxPool2d(2, 2, ceil_mode=True)),  # (B,w,H/2,ceil(W/2))
+            *pool_then_relu(_conv(w, 2 * w), nn.MaxPool2d((2, 1)) if stride == 2 else nn.MaxPool2d(2, 2, ceil_mode=True)),  # (B,2w,H/4,T)
+            *pool_then_relu(_conv(2 * w, 4 * w), nn.MaxPool2d((2, 1))),  # (B,4w,H/8,T)
             *_conv(4 * w, 4 * w),  # (B,4w,H/8,T)
         )
         with torch.no_grad():

@@ -7,7 +7,9 @@ Endpoints (OpenAPI documentation at ``/docs``, schema at ``/openapi.json``):
   confidence (:class:`hcr.reader.Reader`; with a word/line model such as ``words``,
   :class:`hcr.reader.CrnnReader`, the CRNN engine for joined-up writing).
 - ``GET /v1/models``: the models offered, with their task and classes.
-- ``GET /health``: ``{"status": "ok", "version": ...}``.
+- ``GET /health``: ``{"status": "ok", "version": ...}`` (liveness: the process answers).
+- ``GET /ready``: 200 once every model offered is loaded, 503 before (readiness: a load
+  balancer or Kubernetes sends requests only then; docs/deploy.md).
 
 An image is sent either as ``multipart/form-data`` (the field ``file``) or as the request
 body itself (``Content-Type: image/png``, ``image/jpeg``, ... or
@@ -106,6 +108,14 @@ def _validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
         loc = [str(x) for x in e.get("loc", ()) if x not in ("query", "body")]
         parts.append(f"{'.'.join(loc) or 'request'}: {e.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
+
+
+def _clip(value: Any, limit: int = 100) -> Any:
+    """A rejected input as echoed in an error's details: long strings shortened (a hostile
+    request must not get its megabyte field back), other values as they are."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!s}... ({len(value):,} characters)"
+    return value
 
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
@@ -251,6 +261,13 @@ class HealthResponse(BaseModel):
     pid: int = Field(description="the server process that answered (hcr serve --processes N runs N)")
 
 
+class ReadyResponse(BaseModel):
+    status: str = Field(description="ready, or loading (HTTP 503) while models are still being loaded")
+    models: list[str] = Field(description="the models offered")
+    loading: list[str] = Field(description="the models not loaded yet (empty when ready)")
+    pid: int
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "not an image, corrupt or empty (`invalid_image`, `empty_upload`, `bad_request`)"},
     413: {"model": ErrorResponse, "description": "over the upload limit (`too_large`)"},
@@ -288,12 +305,18 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[bytes, str | N
     mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fields: dict[str, str] = {}
     if mime == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=16)
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except StarletteHTTPException as e:  # python-multipart's parse errors, as Starlette reports them
+            detail = str(e.detail).rstrip(".")[:200]
+            message = (f"{detail}: send one image per request, in the field 'file', with at most 16 option fields" if detail.startswith("Too many")
+                       else f"malformed multipart upload ({detail}): send multipart/form-data with its boundary and the image in the field 'file'")
+            raise ApiError(e.status_code, "bad_request", message) from None
         try:
             upload = form.get("file")
             fields = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "file"}
             if upload is None or isinstance(upload, str):
-                raise ApiError(422, "missing_file", "the multipart upload has no file part named 'file': send the image as the form field 'file'")
+                raise ApiError(422, "missing_file", "the multipart upload has no (complete) file part named 'file': send the image as the form field 'file'")
             part = (upload.content_type or "").split(";")[0].strip().lower()
             if part and not _is_image_type(part):
                 raise ApiError(415, "unsupported_media_type", f"the uploaded file has content type {part!r}: send an image (image/png, image/jpeg, ...)")
@@ -464,7 +487,7 @@ def create_app(config: ApiConfig | None = None, registry: ModelRegistry | None =
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
         errors = e.errors()
-        details = jsonable_encoder([{k: v for k, v in err.items() if k in ("loc", "msg", "type", "input")} for err in errors])
+        details = jsonable_encoder([{k: _clip(v) if k == "input" else v for k, v in err.items() if k in ("loc", "msg", "type", "input")} for err in errors])
         return error_response(422, "invalid_parameter", _validation_message(errors), details)
 
     @app.exception_handler(StarletteHTTPException)
@@ -483,6 +506,14 @@ def create_app(config: ApiConfig | None = None, registry: ModelRegistry | None =
     @app.get("/health", response_model=HealthResponse, summary="liveness check")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "models": registry.names(), "pid": os.getpid()}
+
+    @app.get("/ready", response_model=ReadyResponse, summary="readiness check: 200 once the models are loaded, 503 before",
+             responses={503: {"model": ReadyResponse, "description": "models still loading"}})
+    async def ready() -> JSONResponse:
+        loaded = set(registry.loaded())
+        loading = [name for name in registry.names() if name not in loaded]
+        body = {"status": "loading" if loading else "ready", "models": registry.names(), "loading": loading, "pid": os.getpid()}
+        return JSONResponse(body, status_code=503 if loading else 200)
 
     @app.get("/v1/models", response_model=ModelsResponse, summary="the models this server offers")
     def models() -> dict[str, Any]:  # sync: FastAPI runs it in its thread pool (may load models)
@@ -544,10 +575,13 @@ def _set_op_threads(n: int | None) -> None:
     preprocessed, measured on 2 cores)."""
     if n:
         import cv2
-        import torch
 
-        torch.set_num_threads(n)
         cv2.setNumThreads(n)
+        try:  # an inference-only install (ONNX models, docs/deploy.md) has no torch
+            import torch
+        except ImportError:
+            return
+        torch.set_num_threads(n)
 
 
 def _serve_process(host: str, port: int, config: ApiConfig, op_threads: int | None, log_level: str) -> None:
