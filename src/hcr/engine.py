@@ -35,14 +35,7 @@ from .cache import cache_file, cached_arrays
 from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Samples, get_source, split_indices
-from .distributed import (
-    World,
-    batch_stream,
-    extra_train_state,
-    rank_seed,
-    resume_point,
-    session,
-)
+from .distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
 from .errors import HcrError
 from .labels import LabelMap, remap_indices
 from .models import channels_last, count_parameters, create_model

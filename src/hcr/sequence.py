@@ -38,14 +38,7 @@ from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_chec
 from .config import SequenceConfig
 from .ctc import Decoded, decode
 from .data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
-from .distributed import (
-    World,
-    batch_stream,
-    extra_train_state,
-    rank_seed,
-    resume_point,
-    session,
-)
+from .distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
 from .errors import HcrError
 from .labels import CTCCodec
 from .lexicon import Lexicon
