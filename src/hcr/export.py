@@ -304,7 +304,12 @@ class _KerasBuilder:
         while i < len(mods):
             m = mods[i]
             relu_next = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
-            if isinstance(m, nn.Conv2d):
+            # conv, pool, ReLU (hcr.models.cnn.pool_then_relu) is conv+ReLU, pool: the classic Keras layers
+            pool_relu = (not relu_next and i + 2 < len(mods) and isinstance(mods[i + 1], nn.MaxPool2d) and isinstance(mods[i + 2], nn.ReLU))
+            if isinstance(m, nn.Conv2d) and pool_relu:
+                x = self.layer(self.conv(x, m, True), mods[i + 1])
+                i += 3
+            elif isinstance(m, nn.Conv2d):
                 x = self.conv(x, m, relu_next)
                 i += 1 + relu_next
             elif isinstance(m, nn.Linear):
