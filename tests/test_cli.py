@@ -122,6 +122,22 @@ def test_data_info_of_word_and_line_sets(capsys: pytest.CaptureFixture[str], tmp
     assert re.search(r"val: \d+ lines, 1 writers", out) and "train:" in out
 
 
+def test_data_info_of_a_broken_data_set_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Files that are there but cannot be read, or a path that does not exist, fail the query;
+    an official data set that is not downloaded yet does not."""
+    broken = tmp_path / "broken.csv"
+    broken.write_text("label,p1,p2\nA,1,2,3\n")
+    (tmp_path / "empty").mkdir()
+    for spec, why in ((f"csv:{broken}", "'A' is not a number"), (f"folder:{tmp_path / 'empty'}", "no class folders"),
+                      (f"csv:{tmp_path / 'absent.csv'}", "does not exist")):
+        code, out, err = run(capsys, "data", "info", spec)
+        assert code == 2, (spec, out, err)
+        assert "cannot be read" in out and err.startswith("hcr: error:") and why in err and len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "data", "info", "mnist", "--data-dir", tmp_path / "nothing")
+    assert code == 0, err
+    assert "train: not available locally" in out and err == ""
+
+
 def test_data_info_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "data", "info", "nope")
     assert code == 2
@@ -180,6 +196,19 @@ def test_train_bad_recipe_is_a_one_line_error(capsys: pytest.CaptureFixture[str]
     assert code == 2 and "last.pt" in err and "Traceback" not in err
 
 
+def test_a_failed_train_leaves_no_empty_run_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text("label,p1,p2\nA,1,2,3\n")
+    out = tmp_path / "runs" / "a"
+    code, _, err = run(capsys, "train", "--data", f"csv:{broken}", "--epochs", "1", "--out", out, "--no-progress")
+    assert code == 2 and "'A' is not a number" in err
+    assert not (tmp_path / "runs").exists()  # neither the run folder nor the parent it made
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    code, _, _ = run(capsys, "train", "--data", f"csv:{broken}", "--epochs", "1", "--out", kept, "--no-progress")
+    assert code == 2 and kept.is_dir()  # a folder the user made is theirs
+
+
 # --------------------------------------------------------------------------- predict
 
 
@@ -208,7 +237,7 @@ def test_predict_json_over_the_samples(capsys: pytest.CaptureFixture[str], digit
     assert re.match(r".*digit_3_paper\.png: \d  \d\.\d\d", out)
 
 
-def test_predict_with_bad_files_reports_them_and_exits_1(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
+def test_predict_with_bad_files_reports_them_and_exits_1_or_2(capsys: pytest.CaptureFixture[str], digits_model, tmp_path: Path) -> None:  # noqa: F811
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2)
     missing = tmp_path / "missing.png"
@@ -227,7 +256,7 @@ def test_predict_with_bad_files_reports_them_and_exits_1(capsys: pytest.CaptureF
     assert "Traceback" not in err
 
     code, out, err = run(capsys, "predict", "--model", digits_model.best, missing)  # plain text output
-    assert code == 1 and "missing.png: ERROR" in out and "1 failed" in err
+    assert code == 2 and "missing.png: ERROR" in out and "1 failed" in err  # nothing could be read: a bad input
 
 
 def test_predict_with_a_tampered_model_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -213,14 +213,14 @@ def test_cli_bad_pdf_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFix
         bad = tmp_path / name
         bad.write_bytes(data)
         code, out, err = run(capsys, "read", bad)
-        assert code == 1 and "Traceback" not in err  # a bad file among many is an error row, as a corrupt image
+        assert code == 2 and "Traceback" not in err  # an error row, as a corrupt image; nothing read: exit 2
         assert out.splitlines() == [out.strip()] and out.startswith(f"{bad}: ERROR {bad}: ")
 
 
 def test_cli_page_cap(docs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(preprocess, "MAX_PAGES", 2)
     code, out, _ = run(capsys, "read", docs / "doc.tif")
-    assert code == 1 and "3 pages; at most 2 are read" in out and len(out.strip().splitlines()) == 1
+    assert code == 2 and "3 pages; at most 2 are read" in out and len(out.strip().splitlines()) == 1
 
 
 def test_batch_rows_per_page(docs: Path, tmp_path: Path, pages: list[np.ndarray]) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from . import __version__
-from .errors import HcrError
+from .errors import DataError, HcrError
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -263,6 +264,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _data_info(src: Any, split: str | None) -> int:
+    from .data.base import DataSource
+
     src.auto_download = False  # a query never starts a download
     print(f"{src.name}")
     if getattr(src, "citation", ""):
@@ -271,15 +274,24 @@ def _data_info(src: Any, split: str | None) -> int:
     files = src.required_files()
     for f in files:
         print(f"  {'ok     ' if Path(f).exists() else 'missing'} {f}")
+    # an official data set that is not downloaded yet is news, not an error; files that are
+    # there but cannot be read (or a user's path that does not exist) are
+    fetchable = type(src).download is not DataSource.download
+    not_downloaded = fetchable and not all(Path(f).exists() for f in files)
+    problem = ""
     for s in [split] if split else src.splits:
         try:
             samples = src.load(s)
         except HcrError as e:
-            print(f"  {s}: not available locally ({str(e).splitlines()[0]})")
+            why = str(e).splitlines()[0]
+            print(f"  {s}: {'not available locally' if not_downloaded else 'cannot be read'} ({why})")
+            problem = problem or why
             continue
         counts = samples.class_counts()
         print(f"  {s}: {len(samples):,} samples, {len(counts)} classes")
         print("    " + "  ".join(f"{k}:{v}" for k, v in counts.items()))
+    if problem and not not_downloaded:
+        raise DataError(problem)
     return 0
 
 
@@ -353,6 +365,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config) if args.config else TrainConfig()
     if args.resume and not args.config and (Path(args.out) / "config.yaml").exists():
         cfg = load_config(Path(args.out) / "config.yaml")  # the run's own recipe tells which task it is
+    with _no_empty_folder_on_failure(Path(args.out)):
+        return _train(cfg, args)
+
+
+@contextlib.contextmanager
+def _no_empty_folder_on_failure(out: Path) -> Iterator[None]:
+    """A run that fails before it writes anything (bad data, a wrong recipe) leaves no empty
+    run folder behind; a folder that existed before, or holds files, is left alone."""
+    made = [d for d in [out, *out.parents] if not d.exists()]  # what the run may create, innermost first
+    try:
+        yield
+    except BaseException:
+        for d in made:
+            if not d.is_dir() or any(d.iterdir()):
+                break
+            d.rmdir()
+        raise
+
+
+def _train(cfg: Any, args: argparse.Namespace) -> int:
+    from .config import SequenceConfig
+
     try:
         if isinstance(cfg, SequenceConfig):
             from .sequence import fit_sequence
@@ -476,7 +510,7 @@ def _batch_job(args: argparse.Namespace, spec: Any, **options: Any) -> int | Non
     else:
         summary = batch.run(refs, args.out, spec, workers=args.workers or 1, **common)
     print(summary.describe(), file=sys.stderr)
-    return 1 if summary.failed else 0
+    return _exit_code(summary.written + summary.skipped, summary.failed)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -523,7 +557,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"annotated: {annotate_predictions(preds, Path(args.annotate), title=title)}", file=sys.stderr)
     summary = f"{len(preds)} images: {len(preds) - failed - blank} read, {blank} blank, {uncertain} uncertain, {failed} failed (model {model_name})"
     print(summary, file=sys.stderr)
-    return 1 if failed else 0
+    return _exit_code(len(preds), failed)
 
 
 def _where(file: str | None, page: int | None) -> str:
@@ -601,7 +635,15 @@ def cmd_read(args: argparse.Namespace) -> int:
             print(f"annotated: {path}", file=sys.stderr)
     print(f"{count} images: {count - failed - empty} with text, {empty} without, {failed} failed; "
           f"{chars} characters, {uncertain} uncertain (model {model_name})", file=sys.stderr)
-    return 1 if failed else 0
+    return _exit_code(count, failed)
+
+
+def _exit_code(answered: int, failed: int) -> int:
+    """0 when every input was read, 1 when some failed (each named on its own line), 2 when
+    none could be used: a single bad file exits 2, like any other bad input."""
+    if not failed:
+        return 0
+    return 2 if failed >= answered else 1
 
 
 def cmd_app(args: argparse.Namespace) -> int:
