@@ -86,6 +86,20 @@ def test_border_clutter_leaves_writing_that_only_lives_at_the_edges() -> None:
     assert np.array_equal(found.mask, plain.mask)
 
 
+def test_a_line_crop_loses_the_box_side_at_its_edge_but_not_a_first_letter() -> None:
+    mask = np.zeros((30, 300), bool)
+    for x in range(20, 140, 20):  # the writing
+        mask[5:25, x : x + 12] = True
+    mask[3:27, 296] = True  # the side of a box the crop cut across, far from the writing
+    clutter = border_clutter(mask)
+    assert clutter is not None and np.array_equal(clutter, mask & (np.arange(300) == 296)[None, :])
+    tight = np.zeros((30, 60), bool)
+    tight[1:29, 0:2] = True  # an l at the very edge of a tight crop, a letter's gap from the next
+    tight[10:29, 8:20] = True
+    tight[10:29, 26:40] = True
+    assert border_clutter(tight) is None
+
+
 def test_small_images_are_never_framed() -> None:
     mask = np.zeros((MIN_FRAMED_SIDE - 1, 200), bool)
     mask[0, :] = True

@@ -65,10 +65,15 @@ def _line(y: int, xs: list[int], h: int = 20) -> PageLine:
 
 
 def test_the_field_is_the_central_line_with_most_handwriting_not_a_cut_off_row() -> None:
-    cut_top = _line(0, [10, 30, 50, 70, 90, 110, 130])  # a neighbouring row cut by the crop's edge
+    cut_top = _line(0, [10, 30, 50, 70, 90, 110, 130], h=9)  # a neighbouring row cut by the crop's edge
     name = _line(40, [10, 30, 50, 70])
     low = _line(80, [10, 30])
     assert field_line([cut_top, name, low], (110, 300)) == 1
+    # a tight crop: the name touches the bottom edge too, but with whole characters
+    cut_top, name = _line(0, list(range(10, 250, 20)), h=9), _line(16, [10, 30, 50, 70])
+    assert field_line([cut_top, name], (36, 300)) == 1
+    # a row touching the edge with characters as tall as any is not cut: the most ink wins
+    assert field_line([_line(0, [10, 30, 50, 70, 90, 110]), _line(40, [10, 30])], (110, 300)) == 0
     printed = _line(40, [10, 30])
     printed.hand = []
     assert field_line([printed], (110, 300)) is None

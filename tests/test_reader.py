@@ -25,6 +25,7 @@ from hcr.errors import HcrError, InputError
 from hcr.metrics import cer
 from hcr.predictor import Predictor
 from hcr.preprocess import MAX_PIXELS, find_ink, preprocess
+from hcr.segment import Glyph
 from hcr.reader import Lexicon, Reader, ReadResult, split_charset
 from hcr.segment import FIELD_SPACING, find_spaces, segment
 
@@ -459,3 +460,22 @@ def test_cross_and_parenthesis_shapes() -> None:
     assert parenthesis_of(left, top, bottom) == "(" and parenthesis_of(right, top, bottom) == ")"
     assert parenthesis_of(one, top, bottom) is None and parenthesis_of(hook, top, bottom) is None
     assert asked_mark_of(left, top, bottom, ")") is None and asked_mark_of(plus, top, bottom, "()") is None
+
+
+def _word(*probs: dict[str, float]) -> list:
+    from hcr.reader import _Char
+
+    return [_Char(Glyph(10 * i, 0, np.ones((20, 8), bool)), dict(p)) for i, p in enumerate(probs)]
+
+
+def test_context_settles_kind_and_case_without_turning_a_letter_into_a_digit() -> None:
+    from hcr.reader import _apply_context
+
+    # an upper-case name whose i is read lower case: the case step may only pick another
+    # letter for it (I), never the digit 1 that is left once the lower-case letters go
+    word = _word({"R": 0.9, "P": 0.1}, {"0": 0.7, "O": 0.3}, {"B": 0.95, "8": 0.05}, {"i": 0.6, "l": 0.28, "1": 0.07, "I": 0.05}, {"N": 0.99, "n": 0.01})
+    _apply_context(word, ignore_case=False)
+    assert "".join(c.best[0] for c in word) == "ROBIN"
+    digits = _word({"2": 0.95, "Z": 0.05}, {"O": 0.6, "0": 0.4}, {"2": 0.95, "z": 0.05}, {"4": 0.97, "A": 0.03})
+    _apply_context(digits, ignore_case=False)
+    assert "".join(c.best[0] for c in digits) == "2024"

@@ -8,7 +8,8 @@ way wherever it appears:
   in a cell or on a card comes with pieces of the grid lines, the card's edge, the table
   beyond it or a shadow at the border of the crop; a form crop comes with the cut-off
   writing of the neighbouring rows. Their ink lies (almost) entirely in a band along the
-  edges, which a character (in the middle of its picture) never does.
+  edges, which a character (in the middle of its picture) never does. A line or field
+  crop, too short for that band, loses the box sides it cut across (:func:`_side_lines`).
 - :func:`hcr.segment.segment` then removes :func:`remove_form_lines` (rules, box edges,
   underlines, comb ticks) between and around the characters it finds, judged against the
   character height it measured.
@@ -36,6 +37,14 @@ EDGE_SPAN = 0.25
 #: Straight runs in the border band at least this share of the edge's length are edge
 #: lines even where writing touches them (a letter written over a cell's grid line).
 EDGE_RUN = 0.5
+#: A line along the left or right edge (see _side_lines) is at most this share of its
+#: height wide, at least this share of the image tall, and this many of its heights away
+#: from all other ink.
+SIDE_THIN = 0.15
+SIDE_TALL = 0.5
+SIDE_APART = 2.0
+#: ... and reaches to within this many pixels of the side (a scanner's margin).
+SIDE_MARGIN = 3
 
 # Sizes in character heights (H) for form lines; see remove_form_lines.
 _RULE_H = 2.5  # a horizontal run this many H long is a form line
@@ -86,7 +95,9 @@ def _restore_crossings(rest: np.ndarray, lines: np.ndarray, thickness: float, ho
 
 def border_clutter(mask: np.ndarray) -> np.ndarray | None:
     """The ink of ``mask`` that lives along the image's edges (see the module docstring),
-    or None when there is none or the image is smaller than :data:`MIN_FRAMED_SIDE`.
+    or None when there is none or the image is smaller than :data:`MIN_FRAMED_SIDE`. An
+    image shorter than that on one side only (a line or field crop) gets just its side
+    lines (:func:`_side_lines`).
 
     Clutter is (1) every connected part with at least :data:`EDGE_SHARE` of its ink in
     the border band (:data:`EDGE_BAND` of the shorter side) that spans at least
@@ -96,8 +107,48 @@ def border_clutter(mask: np.ndarray) -> np.ndarray | None:
     stroke pixels crossing it are kept)."""
     h, w = mask.shape
     side = min(h, w)
-    if side < MIN_FRAMED_SIDE or not mask.any():
+    if max(h, w) < MIN_FRAMED_SIDE or not mask.any():
         return None
+    sides = _side_lines(mask)
+    if side < MIN_FRAMED_SIDE:
+        return sides
+    clutter = _edge_parts(mask)
+    if clutter is None or sides is None:
+        return clutter if sides is None else sides
+    return clutter | sides
+
+
+def _side_lines(mask: np.ndarray) -> np.ndarray | None:
+    """Lines along the left and right edges that stand apart from everything else: where
+    a line or field crop cuts across a table rule or a box side. A part is one when it
+    reaches to within :data:`SIDE_MARGIN` pixels of the side, is thin (at most :data:`SIDE_THIN` of its height, or 3 pixels), at
+    least :data:`SIDE_TALL` of the image tall, and at least :data:`SIDE_APART` of its own
+    height away from all other ink: the first or last letter of a tight crop (an ``l``, an
+    ``I``) sits a letter's gap from its neighbour, not several heights."""
+    h, w = mask.shape
+    labels, st = components(mask)
+    x, ww, hh = st[:, 0], st[:, 2], st[:, 3]
+    at_side = (x <= SIDE_MARGIN) | (x + ww >= w - SIDE_MARGIN)
+    lines = np.flatnonzero(at_side & (ww <= np.maximum(3, SIDE_THIN * hh)) & (hh >= SIDE_TALL * h))
+    if len(lines) == 0:
+        return None
+    cand = np.isin(labels, lines + 1)
+    cols = np.flatnonzero((mask & ~cand).any(axis=0))
+    keep = []
+    for i in lines:
+        left, right = int(x[i]), int(x[i] + ww[i])
+        before, after = cols[cols < left], cols[cols >= right]
+        gap = min(left - int(before.max()) - 1 if len(before) else w, int(after.min()) - right if len(after) else w)
+        if gap >= SIDE_APART * hh[i]:
+            keep.append(i)
+    return np.isin(labels, np.asarray(keep, np.int64) + 1) if keep else None
+
+
+def _edge_parts(mask: np.ndarray) -> np.ndarray | None:
+    """Parts (1) and (2) of :func:`border_clutter` on an image at least
+    :data:`MIN_FRAMED_SIDE` on both sides."""
+    h, w = mask.shape
+    side = min(h, w)
     d = max(2, int(round(EDGE_BAND * side)))
     if not (mask[:d].any() or mask[-d:].any() or mask[:, :d].any() or mask[:, -d:].any()):
         return None  # nothing in the band

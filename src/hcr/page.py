@@ -27,8 +27,8 @@ and which line is a field's value. Both reading engines (:mod:`hcr.reader`) star
    (:data:`hcr.segment.FIELD_SPACING`).
 4. **Field** (``field=True``): the value of a field crop is the one handwritten line that
    fills it: the most handwritten ink, weighed by how central the line sits; a line whose
-   characters are cut by the crop's top or bottom edge is a neighbouring row, a quarter as
-   likely (:func:`field_line`). Within that line, the value is its run of handwriting with
+   characters are cut by the crop's top or bottom edge (they touch it, and are shorter than
+   the tallest line's) is a neighbouring row, a quarter as likely (:func:`field_line`). Within that line, the value is its run of handwriting with
    the most ink (:func:`value_run`): a label separates it from whatever is left of it.
 """
 
@@ -73,8 +73,11 @@ LETTER_SPACED_COST = 2.5
 #: a label and the value it goes with the label, while within handwriting (``12:30``) the
 #: cost of two changes of side keeps it handwritten.
 COLON_PRINTED = 0.9
-#: A line cut by the crop's top or bottom edge counts this much in a field.
+#: A line cut by the crop's top or bottom edge counts this much in a field: one whose
+#: characters mostly touch that edge and are less than CUT_HEIGHT times as tall (median) as
+#: those of the tallest line (a tight crop touches its edges too, but with whole characters).
 CUT_WEIGHT = 0.25
+CUT_HEIGHT = 0.8
 
 
 class PrintedModel:
@@ -213,13 +216,16 @@ def field_line(lines: Sequence[PageLine], shape: tuple[int, int]) -> int | None:
     """The line holding a field crop's value (step 4 of the module docstring), or None
     when no line has handwriting."""
     h = shape[0]
+    hands = [[g for g in pl.hand if g.mark is None] for pl in lines]
+    heights = [float(np.median([g.h for g in hand if g.w >= 3] or [0])) for hand in hands]  # a 1-2 px wide rule sets no height
+    tallest = max(heights, default=0.0)
     best, best_score = None, 0.0
-    for k, pl in enumerate(lines):
-        hand = [g for g in pl.hand if g.mark is None]
+    for k, hand in enumerate(hands):
         if not hand:
             continue
         ink = float(sum(g.area for g in hand))
-        cut = sum(1 for g in hand if g.y <= 0 or g.y1 >= h) > len(hand) / 2
+        touches = sum(1 for g in hand if g.y <= 0 or g.y1 >= h) > len(hand) / 2
+        cut = touches and heights[k] < CUT_HEIGHT * tallest
         cy = float(np.median([g.cy for g in hand]))
         central = 1.0 - 0.5 * min(abs(cy - h / 2) / max(h / 2, 1.0), 1.0)
         score = ink * central * (CUT_WEIGHT if cut else 1.0)

@@ -375,7 +375,7 @@ def _apply_context(word: list[_Char], ignore_case: bool) -> None:
                 continue
         for c, v in zip(chosen, _votes(chosen, case, CASE_ALIKE)):
             if v != k:
-                _restrict(c, lambda s, k=k: not s.isalpha() or case(s) == k)
+                _restrict(c, lambda s, k=k: s.isalpha() and case(s) == k)
 
 
 @dataclass
