@@ -192,3 +192,15 @@ def test_real_form_names_are_read_in_field_mode(real_data_dir: Path) -> None:
     cer = sum(levenshtein(r, h) for r, h in zip(refs, hyps)) / sum(len(r) for r in refs)
     exact = sum(r == h for r, h in zip(refs, hyps)) / len(rows)
     assert cer <= 0.30 and exact >= 0.40, (cer, exact)
+
+
+def test_marks_a_space_apart_at_a_field_value_s_ends_are_trimmed() -> None:
+    from hcr.page import trim_marks
+
+    def g(x: int, mark: str | None = None) -> Glyph:
+        return Glyph(x, 0, np.ones((20, 10), bool), mark)
+
+    hand = [g(0, "-"), g(30), g(45), g(60, "."), g(90, ".")]
+    kept, spaces = trim_marks(hand, [False, True, False, False, True])
+    assert [id(k) for k in kept] == [id(k) for k in hand[1:4]] and spaces == [False, False, False]  # a touching mark stays
+    assert len(trim_marks([g(0, ".")], [False])[0]) == 1  # a value that is a mark alone is left as it is

@@ -479,3 +479,32 @@ def test_context_settles_kind_and_case_without_turning_a_letter_into_a_digit() -
     digits = _word({"2": 0.95, "Z": 0.05}, {"O": 0.6, "0": 0.4}, {"2": 0.95, "z": 0.05}, {"4": 0.97, "A": 0.03})
     _apply_context(digits, ignore_case=False)
     assert "".join(c.best[0] for c in digits) == "2024"
+
+
+def _broken_n_note(gap: int) -> np.ndarray:
+    """Block capitals NOTE whose N has a gap of ``gap`` px in its diagonal (a faint stroke
+    the scan lost): two parts, an I and a V-like piece."""
+    img = np.full((140, 420), 250, np.uint8)
+
+    def stroke(p: tuple[int, int], q: tuple[int, int]) -> None:
+        cv2.line(img, p, q, 20, 7, cv2.LINE_AA)
+
+    stroke((30, 110), (30, 30))
+    stroke((80, 110), (80, 30))
+    d = gap / 2
+    stroke((30, 30), (int(55 - 0.53 * d), int(70 - 0.85 * d)))
+    stroke((int(55 + 0.53 * d), int(70 + 0.85 * d)), (80, 110))
+    cv2.ellipse(img, (145, 70), (25, 40), 0, 0, 360, 20, 7, cv2.LINE_AA)
+    stroke((200, 30), (250, 30))
+    stroke((225, 30), (225, 110))
+    for a, b in (((290, 30), (290, 110)), ((290, 30), (335, 30)), ((290, 70), (325, 70)), ((290, 110), (335, 110))):
+        stroke(a, b)
+    return img
+
+
+def test_a_character_broken_in_two_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = Reader.load("chars", printed=None)
+    assert reader.read(_broken_n_note(0)).text == "NOTE"
+    assert reader.read(_broken_n_note(16)).text == "NOTE"  # joined: the whole scores far better
+    monkeypatch.setattr(Reader, "_join_broken", lambda self, chars, spaces, *a: (chars, spaces))
+    assert reader.read(_broken_n_note(16)).text != "NOTE"  # what the pieces alone read

@@ -30,6 +30,7 @@ and which line is a field's value. Both reading engines (:mod:`hcr.reader`) star
    characters are cut by the crop's top or bottom edge (they touch it, and are shorter than
    the tallest line's) is a neighbouring row, a quarter as likely (:func:`field_line`). Within that line, the value is its run of handwriting with
    the most ink (:func:`value_run`): a label separates it from whatever is left of it.
+   Marks a space apart at the value's ends are specks, not part of it (:func:`trim_marks`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from .predictor import Predictor
 from .preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
 from .segment import FIELD_SPACING, Glyph, Layout, Line, glyph_crop, line_spaces, segment
 
-__all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "letter_spaced", "printed_runs", "value_run", "wide_gaps"]
+__all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "letter_spaced", "printed_runs", "trim_marks", "value_run", "wide_gaps"]
 
 #: The shipped printed-or-handwritten classifier.
 PRINTED_MODEL = "printed"
@@ -258,7 +259,23 @@ def analyse(grey: np.ndarray, ink_spec: PreprocessSpec, printed: PrintedModel | 
             pl = lines[page.field]
             pl.hand = value_run(pl)
             pl.hand_spaces = line_spaces(pl.hand, pl.line.top, pl.line.bottom, layout.removed, FIELD_SPACING)
+            pl.hand, pl.hand_spaces = trim_marks(pl.hand, pl.hand_spaces)
     return page
+
+
+def trim_marks(hand: list[Glyph], spaces: list[bool]) -> tuple[list[Glyph], list[bool]]:
+    """A field's value without the marks that stand a space apart at its ends (a speck, a
+    stray dash beside the value: ``MARTY .``); marks touching the value (``12.-``, a
+    date's ``/``) and marks between its words stay."""
+    hand, spaces = list(hand), list(spaces)
+    while len(hand) > 1 and hand[-1].mark is not None and spaces[-1]:
+        hand.pop()
+        spaces.pop()
+    while len(hand) > 1 and hand[0].mark is not None and spaces[1]:
+        hand.pop(0)
+        spaces.pop(0)
+        spaces[0] = False
+    return hand, spaces
 
 
 def value_run(pl: PageLine) -> list[Glyph]:

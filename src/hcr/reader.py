@@ -25,7 +25,10 @@ top alternatives. The steps:
    a width penalty on a whole wider than :data:`WIDE` typical characters and on pieces
    that together are narrower than :data:`NARROW` ones. A piece shaped like an allowed
    punctuation mark (a dash touching a digit) is that mark, scoring as confidence
-   :data:`MARK_PIECE`.
+   :data:`MARK_PIECE`. Before the cuts, the other way round: two neighbours narrower than
+   :data:`JOIN_NARROW` typical characters, closer than :data:`JOIN_GAP` body heights and
+   without a space between them, are read as one when the whole scores better than the
+   pieces by :data:`SPLIT_MARGIN` (a character broken in two, ``IV`` -> ``N``).
 5. **Context** (``context=True``): within each part of a word (the parts between
    punctuation marks, like the fields of a date), the characters whose answer is no
    look-alike (:data:`hcr.metrics.LOOKALIKE_GROUPS`: ``O o 0``, ``I l 1``, ``S s 5``,
@@ -92,6 +95,10 @@ WIDTH_PENALTY = 3.0
 SPLIT_MARGIN = 0.8
 #: A piece of a cut that is a punctuation mark by its shape scores as this confidence.
 MARK_PIECE = 0.5
+#: Two neighbours each narrower than this many typical characters ...
+JOIN_NARROW = 0.6
+#: ... with a gap under this many body heights are tried as one broken character.
+JOIN_GAP = 0.25
 #: Characters wider than this many typical characters are always tried for a cut ...
 TRY_WIDE = 1.35
 #: ... and so are those below this confidence that are at least 0.8 typical characters wide.
@@ -525,6 +532,51 @@ class Reader(_PageReading):
         answers = iter(self._classify([g for g, m in zip(glyphs, marks) if m is None], flat, ink))
         return [next(answers) if m is None else _Char(Glyph(g.x, g.y, g.mask, m), {m: MARK_PIECE}) for g, m in zip(glyphs, marks)]
 
+    def _join_broken(self, chars: list[_Char], spaces: list[bool], line: Line, flat: np.ndarray, ink: np.ndarray) -> tuple[list[_Char], list[bool]]:
+        """Join two neighbours that are one broken character (step 4 of the module
+        docstring, the other way round): both narrower than :data:`JOIN_NARROW` typical
+        characters, no space and less than :data:`JOIN_GAP` body heights between them,
+        together at most :data:`TRY_WIDE` typical characters wide; the join is kept when the
+        whole scores :data:`SPLIT_MARGIN` better than the pieces, by the same scores a cut
+        is judged by (an N whose faint diagonal broke reads as ``N``, not ``II``)."""
+        widths = [c.glyph.w for c in chars if c.glyph.mark is None]
+        if len(widths) < 3:
+            return chars, spaces
+        hb = line.height
+        typical = max(float(np.median(widths)), 0.5 * hb)
+        pairs = []
+        for k in range(len(chars) - 1):
+            a, b = chars[k], chars[k + 1]
+            if a.glyph.mark is not None or b.glyph.mark is not None or spaces[k + 1] or a.printed != b.printed:
+                continue
+            gap = b.glyph.x - a.glyph.x1
+            if max(a.glyph.w, b.glyph.w) <= JOIN_NARROW * typical and gap < JOIN_GAP * hb and b.glyph.x1 - a.glyph.x <= TRY_WIDE * typical:
+                pairs.append(k)
+        if not pairs:
+            return chars, spaces
+        wholes = self._classify([Glyph.merge([chars[k].glyph, chars[k + 1].glyph]) for k in pairs], flat, ink)
+        joined: dict[int, _Char] = {}
+        for k, whole in zip(pairs, wholes):
+            if whole is None or k in joined or k - 1 in joined:
+                continue
+            a, b = chars[k], chars[k + 1]
+            r = whole.glyph.w / typical
+            score_pieces = 0.5 * (math.log(max(a.best[1], 1e-9)) + math.log(max(b.best[1], 1e-9))) - WIDTH_PENALTY * max(0.0, NARROW - r)
+            score_whole = math.log(max(whole.best[1], 1e-9)) - WIDTH_PENALTY * max(0.0, r - WIDE)
+            if score_whole > score_pieces + SPLIT_MARGIN:
+                whole.printed = a.printed
+                joined[k] = whole
+        if not joined:
+            return chars, spaces
+        out_chars: list[_Char] = []
+        out_spaces: list[bool] = []
+        k = 0
+        while k < len(chars):
+            out_chars.append(joined.get(k, chars[k]))
+            out_spaces.append(spaces[k])
+            k += 2 if k in joined else 1
+        return out_chars, out_spaces
+
     def _split_touching(self, chars: list[_Char], spaces: list[bool], line: Line, sw: float, flat: np.ndarray, ink: np.ndarray) -> tuple[list[_Char], list[bool]]:
         """Cut glyphs of touching characters (step 4 of the module docstring); a space
         before a cut glyph stays before its first piece."""
@@ -630,6 +682,7 @@ class Reader(_PageReading):
                 spaces.append(pending_space and bool(chars[:-1]))
                 pending_space = False
             if any(c.glyph.mark is None for c in chars) and ink is not None:
+                chars, spaces = self._join_broken(chars, spaces, line.line, flat, ink)
                 chars, spaces = self._split_touching(chars, spaces, line.line, page.layout.stroke_width, flat, ink)
             result.lines.extend(self._line(chars, spaces, len(result.lines)))
         result.text = "\n".join(ln.text for ln in result.lines)
