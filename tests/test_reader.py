@@ -371,7 +371,7 @@ def test_lines_of_real_emnist_characters(real_data_dir: Path, reader: Reader) ->
 
 def _field_punctuation_line(text: str, height: int = 60) -> np.ndarray:
     """``text``: digits of samples/ in real handwriting, with pen-drawn ``/`` (a straight
-    stroke leaning about 24 degrees), ``:`` (two dots), ``+`` (a slightly tilted cross,
+    stroke leaning about 24 degrees), ``:`` (two dots), ``.`` (a dot on the baseline), ``+`` (a slightly tilted cross,
     0.6 heights) and ``(`` ``)`` (arcs 1.2 heights tall, reaching above and below the
     digits), a third of a height apart; a space adds half a height."""
     from conftest import handwritten
@@ -389,6 +389,9 @@ def _field_punctuation_line(text: str, height: int = 60) -> np.ndarray:
             g = np.full((height, 15), 245, np.uint8)
             cv2.circle(g, (7, int(0.4 * height)), 5, 20, -1)
             cv2.circle(g, (7, int(0.9 * height)), 5, 20, -1)
+        elif ch == ".":
+            g = np.full((height, 15), 245, np.uint8)
+            cv2.circle(g, (7, int(0.9 * height)), 6, 20, -1)
         elif ch == "+":
             s = int(0.6 * height)
             g = np.full((height, s + 6), 245, np.uint8)
@@ -419,6 +422,10 @@ def test_dates_and_times_keep_their_slashes_and_colons() -> None:
     assert "/" not in Reader.load().read(date).text
     with pytest.raises(HcrError, match="only punctuation"):
         Reader.load(charset="/:")
+
+
+def test_a_date_keeps_its_periods() -> None:
+    assert Reader.load(charset="0123456789.").read(_field_punctuation_line("25.73.2937")).text == "25.73.2937"
 
 
 def test_phone_numbers_keep_their_plus_and_parentheses() -> None:
