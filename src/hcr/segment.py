@@ -342,6 +342,11 @@ def _merge_stacked(main: list[Glyph]) -> list[Glyph]:
     return parts
 
 
+#: A period is a dot the pen made: at least a disc as wide as the pen's stroke, this many
+#: square stroke widths of ink (pi / 4); a smaller speck on the baseline is dust or noise.
+DOT_AREA = math.pi / 4
+
+
 def mark_of(g: Glyph, top: float, bottom: float, sw: float) -> str | None:
     """The punctuation mark ``g`` is by its shape and place relative to a line's body band
     (``top`` to ``bottom``; ``sw`` the stroke width), or None."""
@@ -349,7 +354,7 @@ def mark_of(g: Glyph, top: float, bottom: float, sw: float) -> str | None:
     rel = (g.cy - top) / hb  # 0 at the top of the body, 1 on the baseline
     if g.w >= 1.3 * g.h and g.h <= max(0.35 * hb, 2.5 * sw) and 0.25 * hb <= g.w <= 1.2 * hb and 0.35 <= rel <= 0.8:
         return "-"
-    if g.h <= 0.35 * hb and g.w <= 0.35 * hb and g.w <= 2.5 * g.h and g.h <= 2.5 * g.w and rel >= 0.7 and g.area >= sw * sw:
+    if g.h <= 0.35 * hb and g.w <= 0.35 * hb and g.w <= 2.5 * g.h and g.h <= 2.5 * g.w and rel >= 0.7 and g.area >= DOT_AREA * sw * sw:
         return "."
     if g.h <= 0.55 * hb and g.w <= 0.35 * hb and g.h >= 1.3 * g.w and g.y1 > bottom + 0.1 * hb and g.y < bottom and g.area >= sw * sw:
         return ","
