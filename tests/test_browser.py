@@ -13,6 +13,7 @@ installs it); Playwright's own browser download is never used.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -143,42 +144,49 @@ def _draw_seven(page: Any) -> None:
     assert "Answer: 7" in answer.inner_text(), answer.inner_text()
 
 
-def _launch(pw: Any) -> Any:
-    return pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+@contextlib.contextmanager
+def _app_page(url: str, width: int, height: int) -> Iterator[Any]:
+    """The app in Debian's Chromium at a ``width`` x ``height`` window, once it has loaded
+    (its empty canvas showing); timeouts are generous: the machine may be busy and the
+    first run loads the models."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=120_000)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            expect(page.get_by_text("The canvas is empty")).to_be_visible()
+            yield page
+        finally:
+            browser.close()
 
 
 def test_draw_and_upload_in_chromium(app_url: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     dirs = _artefact_dirs()
-    expect.set_options(timeout=120_000)  # generous: the machine may be busy (the first run loads the models)
-    with sync_playwright() as pw:
-        browser = _launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 960})
-            page.set_default_timeout(120_000)
-            page.goto(app_url)
-            expect(page.get_by_text("The canvas is empty")).to_be_visible()
-            _check_canvas_fits(page)
-            _draw_seven(page)
-            geo = _check_canvas_fits(page)
-            answer = page.locator("h4", has_text="Answer:").first.bounding_box()
-            assert answer is not None and answer["x"] >= geo["canvas"][2], (answer, geo)  # at 1280 px: beside the canvas
-            expect(page.get_by_text("What the model sees")).to_be_visible()
-            expect(page.get_by_text("model input (28x28)")).to_be_visible()
-            page.wait_for_timeout(1500)  # let the chart and stage images finish drawing
-            drawing_png = page.screenshot(full_page=True)
+    with _app_page(app_url, 1280, 960) as page:
+        _check_canvas_fits(page)
+        _draw_seven(page)
+        geo = _check_canvas_fits(page)
+        answer = page.locator("h4", has_text="Answer:").first.bounding_box()
+        assert answer is not None and answer["x"] >= geo["canvas"][2], (answer, geo)  # at 1280 px: beside the canvas
+        expect(page.get_by_text("What the model sees")).to_be_visible()
+        expect(page.get_by_text("model input (28x28)")).to_be_visible()
+        page.wait_for_timeout(1500)  # let the chart and stage images finish drawing
+        drawing_png = page.screenshot(full_page=True)
 
-            # upload a sample through the file uploader
-            page.get_by_role("tab", name="Upload images").click()
-            page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
-            expect(page.get_by_role("heading", name=SAMPLE.name)).to_be_visible()
-            uploaded = page.locator("h4", has_text="Answer: 3")
-            expect(uploaded).to_be_visible()
-            page.wait_for_timeout(1500)
-            upload_png = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+        # upload a sample through the file uploader
+        page.get_by_role("tab", name="Upload images").click()
+        page.locator("input[type=file]").first.set_input_files(str(SAMPLE))
+        expect(page.get_by_role("heading", name=SAMPLE.name)).to_be_visible()
+        uploaded = page.locator("h4", has_text="Answer: 3")
+        expect(uploaded).to_be_visible()
+        page.wait_for_timeout(1500)
+        upload_png = page.screenshot(full_page=True)
     for d in dirs:
         (d / "web-app-draw.png").write_bytes(drawing_png)
         (d / "web-app-upload.png").write_bytes(upload_png)
@@ -189,27 +197,18 @@ def test_draw_and_upload_in_chromium(app_url: str) -> None:
 
 
 def test_the_canvas_fits_a_1024_px_window_with_the_sidebar_open(app_url: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     dirs = _artefact_dirs()
-    expect.set_options(timeout=120_000)
-    with sync_playwright() as pw:
-        browser = _launch(pw)
-        try:
-            page = browser.new_page(viewport={"width": 1024, "height": 800})
-            page.set_default_timeout(120_000)
-            page.goto(app_url)
-            expect(page.get_by_text("The canvas is empty")).to_be_visible()
-            expect(page.get_by_test_id("stSidebar")).to_be_visible()
-            _check_canvas_fits(page)
-            _draw_seven(page)  # the strokes land on the canvas, all of it visible
-            geo = _check_canvas_fits(page)
-            answer = page.locator("h4", has_text="Answer:").first.bounding_box()
-            assert answer is not None and answer["y"] >= geo["canvas"][3], (answer, geo)  # no room beside it: below
-            page.locator("h4", has_text="Answer:").first.scroll_into_view_if_needed()  # (the main area scrolls, not the page)
-            page.wait_for_timeout(1000)
-            png = page.screenshot()
-        finally:
-            browser.close()
+    with _app_page(app_url, 1024, 800) as page:
+        expect(page.get_by_test_id("stSidebar")).to_be_visible()
+        _check_canvas_fits(page)
+        _draw_seven(page)  # the strokes land on the canvas, all of it visible
+        geo = _check_canvas_fits(page)
+        answer = page.locator("h4", has_text="Answer:").first.bounding_box()
+        assert answer is not None and answer["y"] >= geo["canvas"][3], (answer, geo)  # no room beside it: below
+        page.locator("h4", has_text="Answer:").first.scroll_into_view_if_needed()  # (the main area scrolls, not the page)
+        page.wait_for_timeout(1000)
+        png = page.screenshot()
     for d in dirs:
         (d / "web-app-draw-1024.png").write_bytes(png)
