@@ -3,7 +3,7 @@
 Every model takes a (B, 1, H, W) float batch in [0, 1] (ink bright). Classifiers return
 logits (B, num_classes); sequence models (task "sequence", the CRNN) return per-column
 logits (B, T, num_classes) for CTC. Decoding lives outside the networks
-(:mod:`hcr.predictor`, :mod:`hcr.ctc`).
+(:mod:`hcr.reading`, :mod:`hcr.ctc`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UnknownNameError
-
-#: What a model does: "classify" (one character, logits (B, C)) or "sequence" (a word or
-#: line, per-column logits (B, T, C) for CTC decoding).
-TASKS = ("classify", "sequence")
+from ..modelfile import TASKS
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, str]] = {}
 
