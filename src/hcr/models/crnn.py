@@ -16,7 +16,7 @@ from ..modelfile import DEFAULT_STRIDE as COLUMN_STRIDE
 from ..modelfile import (
     columns as output_columns,  # T for an input width (torch-free: inference shares it)
 )
-from . import register_model
+from .registry import register_model
 from .cnn import pool_then_relu
 
 #: COLUMN_STRIDE: the default horizontal downsampling of the feature extractor (one output
