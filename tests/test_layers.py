@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("hcr.models", "hcr.checkpoint")),
     ("runtime", ("hcr.runtime",)),
     # page analysis runs the printed-or-handwritten classifier; drawings are written atomically
-    ("reading", ("hcr.reading", "hcr.page", "hcr.annotate", "hcr.predictor", "hcr.reader")),
+    ("reading", ("hcr.reading", "hcr.annotate", "hcr.predictor", "hcr.reader")),
     ("apps", ("hcr.__main__", "hcr.train", "hcr.amp", "hcr.distributed", "hcr.export", "hcr.report", "hcr.batch", "hcr.cli", "hcr.web")),
 ]
 
@@ -62,8 +62,14 @@ def imports_of(source: str, module: str, is_package: bool, known: set[str]) -> s
     def add(name: str) -> None:
         while name and name not in known:
             name = name.rpartition(".")[0]
-        if name and name != module:
-            out.add(name)
+        if not name or name == module:
+            return
+        out.add(name)
+        # importing a.b.c runs the packages a and a.b first, unless the importer is inside them
+        parent = name.rpartition(".")[0]
+        while parent and not (module == parent or module.startswith(parent + ".")):
+            out.add(parent)
+            parent = parent.rpartition(".")[0]
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
@@ -157,6 +163,9 @@ def test_the_checks_catch_a_violation_and_a_cycle() -> None:
     assert layer_violations({"hcr.a": deps, "hcr.b": set()}, layers) == ["hcr.a (low) imports hcr.b (high)"]
     assert find_cycle({"hcr.b": {"hcr.c"}, "hcr.c": {"hcr.b"}}) == ["hcr.b", "hcr.c", "hcr.b"]
     assert find_cycle({"hcr.b": {"hcr.c"}, "hcr.c": set()}) is None
+    # a submodule import runs its package: hcr.a -> hcr.p.x means hcr.a -> hcr.p too
+    assert imports_of("from .p.x import y\n", "hcr.a", False, known | {"hcr.p", "hcr.p.x"}) == {"hcr.p.x", "hcr.p"}
+    assert imports_of("from .x import y\n", "hcr.p.z", False, known | {"hcr.p", "hcr.p.x", "hcr.p.z"}) == {"hcr.p.x"}
     with pytest.raises(KeyError):
         layer_of("hcr.nowhere", layers)
 

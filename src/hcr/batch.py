@@ -320,7 +320,7 @@ class ModelSpec:
     def load(self, threads: int | None = None) -> Predictor | Reader | CrnnReader:
         """The loaded model, as ``hcr read``/``hcr predict`` load it; ``threads``:
         onnxruntime's threads per model (None: its default)."""
-        from .page import PRINTED_MODEL, PrintedModel
+        from .reading.page import PRINTED_MODEL, PrintedModel
         from .reading.char import Predictor
 
         if self.task == "predict":

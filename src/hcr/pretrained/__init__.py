@@ -44,7 +44,7 @@ class PretrainedModel:
     description: str
     config: str  # the committed recipe that trains it (path from the project root)
     card: str  # model card (Markdown) file name inside this package folder
-    task: str = "classify"  # "classify" (one character), "sequence" (words and lines: hcr read --engine crnn) or "printed" (hcr.page: printed or handwritten)
+    task: str = "classify"  # "classify" (one character), "sequence" (words and lines: hcr read --engine crnn) or "printed" (hcr.reading.page: printed or handwritten)
     runtime: dict[str, Any] | None = None  # {"file", "sha256", "bytes"} of the ONNX runtime file, if shipped
 
     @property

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..lexicon import Lexicon
-from ..page import PRINTED_MODEL, Page, PrintedModel, analyse
+from .page import PRINTED_MODEL, Page, PrintedModel, analyse
 from ..preprocess import ImageInput, load_image
 from ..segment import Glyph
 from .result import (
@@ -28,7 +28,7 @@ from .result import (
 class CrnnReader(PageReading):
     """Reads with a word/line model (:class:`hcr.reading.line.LineRecognizer`, any model
     file format) behind the same interface as :class:`Reader`: the page analysis
-    (:func:`hcr.page.analyse`: ink, frames and form lines removed, lines, printed labels,
+    (:func:`hcr.reading.page.analyse`: ink, frames and form lines removed, lines, printed labels,
     the field's line) says what to read; each line's handwriting (with ``keep_printed``,
     also each run of printed words, read on its own) is cut out with everything else
     blanked, goes through :func:`hcr.preprocess.preprocess_line` and the CRNN, and the

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import HcrError, InputError
-from ..page import Page, PageLine, PrintedModel
+from .page import Page, PageLine, PrintedModel
 from ..preprocess import ImageInput, iter_pages
 from ..segment import Glyph, Layout, Line
 
@@ -154,7 +154,7 @@ class _ToRead:
 
 
 class PageReading:
-    """What both engines share: the printed classifier, field mode (:mod:`hcr.page`) and
+    """What both engines share: the printed classifier, field mode (:mod:`hcr.reading.page`) and
     reading files. ``printed``: the printed-or-handwritten model (None: every character
     counts as handwritten); ``keep_printed``: read printed words too (marked printed)
     instead of leaving them out."""

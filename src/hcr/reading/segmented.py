@@ -71,7 +71,7 @@ import numpy as np
 from ..charset import LOOKALIKE_GROUPS, NAMED_CHARSETS
 from ..errors import HcrError
 from ..lexicon import Lexicon
-from ..page import PRINTED_MODEL, Page, PrintedModel, analyse
+from .page import PRINTED_MODEL, Page, PrintedModel, analyse
 from ..preprocess import ImageInput, Preprocessed, load_image, preprocess
 from ..segment import (
     ASKED_MARKS,
@@ -271,7 +271,7 @@ class Reader(PageReading):
     ``punctuation``: the marks (of :data:`hcr.segment.MARKS`) that may be answered; None
     means all of them when the predictor has no charset, else none. ``lexicon``: a
     :class:`Lexicon`, a file path or a list of words. ``context``: step 5. ``printed``
-    and ``keep_printed``: see :mod:`hcr.page` (:meth:`load` loads the shipped printed
+    and ``keep_printed``: see :mod:`hcr.reading.page` (:meth:`load` loads the shipped printed
     model).
     """
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..charset import AnswerFilter, describe_symbols
 from ..errors import HcrError, InputError, UnknownNameError
-from ..page import PrintedModel
+from ..reading.page import PrintedModel
 from ..preprocess import Preprocessed
 from ..reading import CrnnReader, Reader, ReadResult, load_recognizer, split_charset
 from ..reading.char import Prediction, Predictor
@@ -235,7 +235,7 @@ class ModelRegistry:
         return variant
 
     def printed_model(self) -> PrintedModel:
-        """The shipped printed-or-handwritten model (:mod:`hcr.page`), loaded on first use
+        """The shipped printed-or-handwritten model (:mod:`hcr.reading.page`), loaded on first use
         and shared by every reader."""
         with self._lock:
             if self._printed is None:

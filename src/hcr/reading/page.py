@@ -43,10 +43,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ModelFileError
-from .preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
-from .reading.char import Predictor
-from .segment import (
+from ..errors import ModelFileError
+from ..preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
+from .char import Predictor
+from ..segment import (
     FIELD_SPACING,
     Glyph,
     Layout,
