@@ -12,13 +12,7 @@ import pytest
 import hcr.pretrained as pt
 from hcr.checkpoint import load_checkpoint
 from hcr.errors import ModelFileError, UnknownNameError
-from hcr.pretrained import (
-    DEFAULT_MODEL,
-    get_pretrained,
-    list_pretrained,
-    resolve_model,
-    sha256_file,
-)
+from hcr.pretrained import DEFAULT_MODEL, get_pretrained, list_pretrained, resolve_model, sha256_file
 
 EXPECTED = {
     "chars": "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",

@@ -3,16 +3,6 @@
 :mod:`~hcr.reading.result`)."""
 
 from .lexicon import Lexicon
-from .reading import (
-    ENGINES,
-    CrnnReader,
-    ReadChar,
-    Reader,
-    ReadLine,
-    ReadResult,
-    ReadWord,
-    read,
-    split_charset,
-)
+from .reading import ENGINES, CrnnReader, ReadChar, Reader, ReadLine, ReadResult, ReadWord, read, split_charset
 
 __all__ = ["CrnnReader", "ENGINES", "Lexicon", "ReadChar", "ReadLine", "ReadResult", "ReadWord", "Reader", "read", "split_charset"]

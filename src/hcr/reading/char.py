@@ -28,13 +28,7 @@ from ..charset import AnswerFilter
 from ..errors import HcrError, InputError
 from ..labels import LabelMap
 from ..modelfile import ModelMeta
-from ..preprocess import (
-    ImageInput,
-    Preprocessed,
-    PreprocessSpec,
-    iter_pages,
-    preprocess,
-)
+from ..preprocess import ImageInput, Preprocessed, PreprocessSpec, iter_pages, preprocess
 from ..runtime import Backend, load_backend
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -14,15 +14,7 @@ from ..lexicon import Lexicon
 from .page import PRINTED_MODEL, Page, PrintedModel, analyse
 from ..preprocess import ImageInput, load_image
 from ..segment import Glyph
-from .result import (
-    PageReading,
-    ReadChar,
-    ReadLine,
-    ReadResult,
-    ReadWord,
-    printed_model,
-    union_box,
-)
+from .result import PageReading, ReadChar, ReadLine, ReadResult, ReadWord, printed_model, union_box
 
 
 class CrnnReader(PageReading):

@@ -73,27 +73,9 @@ from ..errors import HcrError
 from ..lexicon import Lexicon
 from .page import PRINTED_MODEL, Page, PrintedModel, analyse
 from ..preprocess import ImageInput, Preprocessed, load_image, preprocess
-from ..segment import (
-    ASKED_MARKS,
-    DEFAULT_MARKS,
-    MARKS,
-    Glyph,
-    Line,
-    asked_mark_of,
-    cut_candidates,
-    glyph_crop,
-    mark_of,
-)
+from ..segment import ASKED_MARKS, DEFAULT_MARKS, MARKS, Glyph, Line, asked_mark_of, cut_candidates, glyph_crop, mark_of
 from .char import Prediction, Predictor
-from .result import (
-    PageReading,
-    ReadChar,
-    ReadLine,
-    ReadResult,
-    ReadWord,
-    printed_model,
-    union_box,
-)
+from .result import PageReading, ReadChar, ReadLine, ReadResult, ReadWord, printed_model, union_box
 
 #: Answers kept per character in ``top_k``.
 TOP_K = 5

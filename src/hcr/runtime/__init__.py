@@ -1,11 +1,7 @@
 """Running models in any format hcr reads, behind one small interface (:class:`~hcr.runtime.base.Backend`).
 
-A :class:`Backend` turns a batch of preprocessed inputs (float32 ``(N, H, W)`` in [0, 1],
-ink bright: exactly what :func:`hcr.preprocess.preprocess` or
-:func:`~hcr.preprocess.preprocess_line` produce) into network outputs: ``logits`` (classifiers
-``(N, C)``, sequence models ``(N, T, C)``) and ``probs`` (softmax of ``logits / temperature``).
-Everything around the network (preprocessing, charset and case handling, top-k, rejection,
-CTC decoding) is shared numpy code outside the backends, so every format answers the same.
+A backend runs a network of one format on preprocessed inputs (see :mod:`hcr.runtime.base`);
+the numpy code around it is shared, so every format answers the same.
 
 =================  ==================================  ==========================================
 format             file                                runs with

@@ -45,15 +45,7 @@ import numpy as np
 
 from ..errors import HcrError, ModelFileError
 from ..labels import LabelMap
-from ..modelfile import (
-    META_FILE,
-    META_KEY,
-    ModelMeta,
-    check_outputs,
-    layout_of,
-    sidecar_path,
-    write_atomic,
-)
+from ..modelfile import META_FILE, META_KEY, ModelMeta, check_outputs, layout_of, sidecar_path, write_atomic
 from ..preprocess import PreprocessSpec
 from .base import Backend, first_line, network_layout
 

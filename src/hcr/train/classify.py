@@ -28,20 +28,13 @@ from ..cache import cache_file, cached_arrays
 from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..data import Samples, get_source, split_indices
-from ..distributed import (
-    World,
-    batch_stream,
-    extra_train_state,
-    rank_seed,
-    resume_point,
-    session,
-)
+from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
 from ..errors import HcrError
 from ..labels import LabelMap, remap_indices
 from ..models import channels_last, count_parameters, create_model
 from ..preprocess import PreprocessSpec, preprocess_many
 from ..runtime.torch import batched_logits, batched_probs
-from .run import scheduler, seed_everything, write_history
+from .run import RunResult, scheduler, seed_everything, write_history
 
 # --------------------------------------------------------------------------- data
 
@@ -227,10 +220,7 @@ def calibrate(ckpt: Checkpoint, val: Split, device: torch.device) -> dict[str, f
 
 
 @dataclass
-class FitResult:
-    best_path: Path
-    last_path: Path
-    history: list[dict[str, Any]]
+class FitResult(RunResult):
     best_val_acc: float
     rank: int = 0  # under torchrun: this process's rank (0 wrote the files)
 

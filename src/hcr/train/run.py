@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ import torch
 
 from ..config import SequenceConfig, TrainConfig
 from ..modelfile import write_atomic
+
+
+@dataclass
+class RunResult:
+    """What a finished run left in its folder: the best and last model files and the history."""
+
+    best_path: Path
+    last_path: Path
+    history: list[dict[str, Any]]
 
 
 def seed_everything(seed: int) -> None:
@@ -54,4 +64,4 @@ def write_history(out: Path, history: list[dict[str, Any]]) -> None:
     plot_history(history, out / "learning_curve.png")
 
 
-__all__ = ["scheduler", "seed_everything", "write_history"]
+__all__ = ["RunResult", "scheduler", "seed_everything", "write_history"]

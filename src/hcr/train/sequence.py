@@ -37,14 +37,7 @@ from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_che
 from ..config import SequenceConfig
 from ..ctc import Decoded, decode
 from ..data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
-from ..distributed import (
-    World,
-    batch_stream,
-    extra_train_state,
-    rank_seed,
-    resume_point,
-    session,
-)
+from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
 from ..errors import HcrError
 from ..labels import CTCCodec
 from ..lexicon import Lexicon
@@ -52,9 +45,9 @@ from ..metrics import error_rates
 from ..models import count_parameters, create_model, model_task
 from ..models.crnn import COLUMN_STRIDE, output_columns
 from ..preprocess import LineSpec, preprocess_line
-from ..reading.line import LineRecognizer, line_log_probs_with, pad_lines, width_batches
+from ..reading.line import line_log_probs_with, pad_lines, width_batches
 from ..typeset import Drawn
-from .run import scheduler, seed_everything, write_history
+from .run import RunResult, scheduler, seed_everything, write_history
 
 __all__ = ["LineSet", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines"]
 
@@ -206,10 +199,7 @@ def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts
 
 
 @dataclass
-class SequenceFit:
-    best_path: Path
-    last_path: Path
-    history: list[dict[str, Any]]
+class SequenceFit(RunResult):
     best_val_cer: float
     rank: int = 0  # under torchrun: this process's rank (0 wrote the files)
 

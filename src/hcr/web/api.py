@@ -38,16 +38,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import (
-    Annotated,
-    Any,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Mapping,
-    Sequence,
-    TypeVar,
-)
+from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Mapping, Sequence, TypeVar
 
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -62,13 +53,7 @@ from ..errors import HcrError, InputError, ModelFileError, UnknownNameError
 from ..modelfile import TASKS
 from ..preprocess import Preprocessed
 from ..reading.char import Prediction, Predictor
-from .service import (
-    DEFAULT_MAX_UPLOAD_BYTES,
-    ModelRegistry,
-    UploadTooLarge,
-    check_upload,
-    format_mb,
-)
+from .service import DEFAULT_MAX_UPLOAD_BYTES, ModelRegistry, UploadTooLarge, check_upload, format_mb
 
 log = logging.getLogger("hcr.web.api")
 T = TypeVar("T")
