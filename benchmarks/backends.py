@@ -78,7 +78,7 @@ def set_threads(n: int) -> None:
 def train_seed_cnn(out: Path) -> Path:
     """seed-cnn trained on the embedded digits (train split; validated on test)."""
     from hcr.config import TrainConfig
-    from hcr.engine import fit
+    from hcr.train.classify import fit
 
     cfg = TrainConfig(data="digits", val_split="test", model="seed-cnn", epochs=8, batch_size=64, lr=0.003, augment="light", seed=0)
     return fit(cfg, out, progress=False, log=lambda _: None).best_path
@@ -87,8 +87,8 @@ def train_seed_cnn(out: Path) -> Path:
 def accuracy_split(meta: Any, data_dir: str | None) -> tuple[str, np.ndarray, np.ndarray]:
     """(name, inputs, targets in the model's label order) of the split int8 is scored on."""
     from hcr.data import get_source
-    from hcr.engine import prepare
     from hcr.labels import remap_indices
+    from hcr.train.classify import prepare
 
     name, split = "digits", "test"
     emnist = data_dir and Path(data_dir, "emnist").is_dir()
@@ -108,8 +108,10 @@ def accuracy_split(meta: Any, data_dir: str | None) -> tuple[str, np.ndarray, np
 
 def measure_model(name: str, src: Any, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Every backend on one model: prints a table, returns the figures."""
-    from hcr.backends import TorchBackend, import_tensorflow, load_backend
-    from hcr.export import export_model, keras_model, parity_inputs, resolve_source
+    from hcr.export import export_model, parity_inputs, resolve_source
+    from hcr.runtime import load_backend
+    from hcr.runtime.tensorflow import import_tensorflow, keras_model
+    from hcr.runtime.torch import TorchBackend
 
     model, meta = resolve_source(src)
     sequence = meta.task == "sequence"
@@ -203,7 +205,7 @@ def main() -> int:
     versions = f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
     if not args.no_tf:
         try:
-            from hcr.backends import import_tensorflow
+            from hcr.runtime.tensorflow import import_tensorflow
 
             tf = import_tensorflow()
             import keras

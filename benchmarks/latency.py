@@ -24,10 +24,10 @@ import torch
 
 from hcr.data.folder import IMAGE_SUFFIXES
 from hcr.errors import HcrError
-from hcr.backends import load_backend
 from hcr.predictor import Predictor
-from hcr.pretrained import is_pretrained_name
 from hcr.preprocess import load_image, preprocess
+from hcr.pretrained import is_pretrained_name
+from hcr.runtime import load_backend
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -53,7 +53,8 @@ def size_for(target: float, a: float, b: float) -> float:
 def run_point(recipe: "TrainConfig", n: int | None, out: Path, eval_data: str, eval_split: str | None) -> dict[str, Any]:
     """Train (or reuse) the recipe's model on ``n`` samples (None: all) and evaluate it."""
     from hcr.checkpoint import load_checkpoint
-    from hcr.engine import evaluate_checkpoint, fit
+    from hcr.train.classify import fit
+    from hcr.train.evaluate import evaluate_checkpoint
 
     result = out / "learning-curve.json"
     if result.is_file():

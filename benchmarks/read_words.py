@@ -16,7 +16,7 @@
    model file as it is (PyTorch) and for its ONNX export run by ONNX Runtime (exported
    here, into a temporary folder, with ``hcr.export``).
 
-Every image goes through :class:`hcr.line_recognizer.LineRecognizer`, the path ``hcr read
+Every image goes through :class:`hcr.reading.line.LineRecognizer`, the path ``hcr read
 --engine crnn`` takes (a word image is one line). Asserts nothing.
 
     HCR_DATA_DIR=/path/to/data python benchmarks/read_words.py [--model words] [--lines 600]
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from hcr.data.lines import DHSD_CITATION, SyntheticLines, get_line_source
     from hcr.lexicon import Lexicon
     from hcr.metrics import error_rates
-    from hcr.line_recognizer import LineRecognizer
+    from hcr.reading.line import LineRecognizer
 
     torch.set_num_threads(args.threads)
     from hcr.pretrained import resolve_model

@@ -87,9 +87,9 @@ def fields(folder: Path, engine: str, limit: int, charset: str | None = None) ->
 def dhsd(data_dir: Path, model: str) -> dict[str, Any]:
     """CER of ``model`` on DHSD's held-out writers (the split the words recipes hold out)."""
     from hcr.data.lines import get_line_source
-    from hcr.line_recognizer import LineRecognizer
     from hcr.metrics import error_rates
-    from hcr.sequence import prepare_lines
+    from hcr.reading.line import LineRecognizer
+    from hcr.train.sequence import prepare_lines
 
     rec = LineRecognizer.load(model)
     lines = prepare_lines(get_line_source("dhsd", data_dir, seed=0).load("val"), rec.spec, progress=False)

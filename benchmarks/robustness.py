@@ -97,7 +97,7 @@ def _chunks(kind: str, which: int, n: int) -> list[tuple[str, int, int, int]]:
 
 def split_title(source: "DataSource", split: str) -> str:
     """How the evaluated split is named in reports, e.g. 'EMNIST ByClass subset (dev-val)'."""
-    from hcr.engine import split_name
+    from hcr.train.evaluate import split_name
 
     return split_name(source.name, split)
 

@@ -1,7 +1,7 @@
 """Training and batched-inference throughput (images/s) of hcr models on this machine.
 
-Runs hcr's real training step (``hcr.engine.train_epoch``: the loop ``hcr train`` uses) and
-its batched inference (``hcr.predictor.batched_probs``) on 28x28 inputs, in one process, and
+Runs hcr's real training step (``hcr.train.classify.train_epoch``: the loop ``hcr train`` uses) and
+its batched inference (``hcr.runtime.torch.batched_probs``) on 28x28 inputs, in one process, and
 prints the figures. The reference is the same classic network in Keras 3 on TensorFlow,
 batch 128, Adam: when TensorFlow is importable (``--keras``, e.g. from another virtual
 environment via ``--keras-python``) it is measured in the same run; otherwise the figure
@@ -28,14 +28,14 @@ import sys
 import time
 from collections.abc import Iterator
 
-import hcr  # noqa: F401  (before torch, as `hcr train` does: its OpenMP wait policy)
 import numpy as np
 import torch
 
+import hcr  # noqa: F401  (before torch, as `hcr train` does: its OpenMP wait policy)
 from hcr.config import TrainConfig
-from hcr.engine import Split, _augmenter, build_optimizer, train_epoch
 from hcr.models import channels_last, count_parameters, create_model
-from hcr.predictor import batched_probs
+from hcr.runtime.torch import batched_probs
+from hcr.train.classify import Split, _augmenter, build_optimizer, train_epoch
 
 KERAS_REFERENCE_TRAIN = 4400.0  # images/s, Keras 3 + TensorFlow, batch 128, Adam, this machine class
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hcr.backends import ModelMeta
 from hcr.labels import CTCCodec
+from hcr.modelfile import ModelMeta
 from hcr.preprocess import LineSpec
 
 CODEC = CTCCodec(tuple("0123456789 abcdef"))

@@ -1,6 +1,6 @@
 """Shared, once-per-session state for the engine / predictor / CLI tests.
 
-* ``hcr_cache``: points ``XDG_CACHE_HOME`` (where :func:`hcr.engine.prepare` caches
+* ``hcr_cache``: points ``XDG_CACHE_HOME`` (where :func:`hcr.train.classify.prepare` caches
   preprocessed arrays) at a temporary folder, so tests never touch the real user cache.
 * ``digits_model``: ``seed-cnn`` trained briefly on the embedded ``digits`` data (~10 s),
   trained once per session.
@@ -51,7 +51,7 @@ def single_thread() -> Iterator[None]:
 
 
 def quiet(_: str) -> None:
-    """A ``log`` callback for :func:`hcr.engine.fit` that prints nothing."""
+    """A ``log`` callback for :func:`hcr.train.classify.fit` that prints nothing."""
 
 
 def _isolate_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -91,7 +91,7 @@ def digits_model(hcr_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> T
     """seed-cnn trained on digits (train split, validated on the test split); trained once."""
     if "digits_model" not in _STATE:
         from hcr.config import TrainConfig
-        from hcr.engine import fit
+        from hcr.train.classify import fit
 
         out = tmp_path_factory.mktemp("digits-seed-cnn")
         with one_thread():

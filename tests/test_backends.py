@@ -16,12 +16,13 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from hcr.backends import (  # noqa: E402
-    META_FORMAT, Backend, ModelMeta, OnnxBackend, load_backend, sidecar_path, sniff_format, softmax,
-)
 from hcr.errors import HcrError, ModelFileError  # noqa: E402
 from hcr.labels import LabelMap  # noqa: E402
+from hcr.modelfile import META_FORMAT, ModelMeta, sidecar_path
 from hcr.preprocess import PreprocessSpec  # noqa: E402
+from hcr.runtime import Backend, load_backend, sniff_format
+from hcr.runtime.base import softmax
+from hcr.runtime.onnx import OnnxBackend
 
 DIGITS = LabelMap(tuple("0123456789"))
 

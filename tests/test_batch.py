@@ -95,8 +95,8 @@ def test_models_pickle_and_answer_the_same(reader: Reader) -> None:
 
 
 def test_torch_and_torchscript_backends_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hcr.backends import TorchBackend, TorchScriptBackend
     from hcr.export import export_model
+    from hcr.runtime.torch import TorchBackend, TorchScriptBackend
 
     monkeypatch.setenv("HCR_RUNTIME", "pytorch")
     torch_predictor = Predictor.load("digits")

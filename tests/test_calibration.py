@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_train import digits_model, hcr_cache, single_thread  # noqa: F401  (fixtures)
 
 from hcr.checkpoint import load_checkpoint, save_checkpoint
 from hcr.cli import main
-from hcr.engine import fit_temperature
 from hcr.errors import ModelFileError
 from hcr.predictor import Predictor
-
-from helpers_train import digits_model, hcr_cache, single_thread  # noqa: F401  (fixtures)
+from hcr.train.classify import fit_temperature
 
 
 def test_fit_temperature_recovers_a_known_temperature() -> None:

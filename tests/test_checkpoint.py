@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import hcr.checkpoint as ckpt_mod
-from hcr.checkpoint import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
+from hcr.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from hcr.errors import ModelFileError
 from hcr.labels import charset
+from hcr.modelfile import CHECKPOINT_FORMAT as FORMAT
 from hcr.models import create_model, list_models
 from hcr.preprocess import PreprocessSpec
 

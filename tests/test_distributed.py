@@ -28,8 +28,8 @@ from hcr.amp import Precision
 from hcr.checkpoint import load_checkpoint
 from hcr.config import SequenceConfig, TrainConfig
 from hcr.distributed import World, _pick_backend, session, weights_digest
-from hcr.engine import fit
 from hcr.errors import HcrError
+from hcr.train.classify import fit
 
 pytestmark = pytest.mark.usefixtures("hcr_cache")
 

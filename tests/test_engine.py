@@ -1,4 +1,4 @@
-"""Training, resuming, fine-tuning and evaluation (hcr.engine) plus the training recipe."""
+"""Training, resuming, fine-tuning and evaluation (hcr.train.classify) plus the training recipe."""
 
 from __future__ import annotations
 
@@ -12,17 +12,24 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers_train import (  # noqa: F401  (fixtures)
+    digits_model,
+    digits_test_split,
+    hcr_cache,
+    one_thread,
+    quiet,
+    single_thread,
+)
 from PIL import Image
 
 from hcr.checkpoint import load_checkpoint
 from hcr.config import SequenceConfig, TrainConfig, load_config
-from hcr.engine import evaluate_checkpoint, fit, init_from_checkpoint
 from hcr.errors import HcrError
 from hcr.labels import LabelMap
 from hcr.models import create_model
 from hcr.predictor import Predictor
-
-from helpers_train import digits_model, digits_test_split, hcr_cache, one_thread, quiet, single_thread  # noqa: F401  (fixtures)
+from hcr.train.classify import fit, init_from_checkpoint
+from hcr.train.evaluate import evaluate_checkpoint
 
 pytestmark = pytest.mark.usefixtures("single_thread", "hcr_cache")
 

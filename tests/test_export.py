@@ -12,14 +12,30 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from helpers_export import CODEC, crnn_meta, peakedness, random_crnn, sequence_checkpoint  # noqa: E402
+from helpers_export import (  # noqa: E402
+    CODEC,
+    crnn_meta,
+    peakedness,
+    random_crnn,
+    sequence_checkpoint,
+)
 from helpers_train import digits_model, hcr_cache, single_thread  # noqa: E402,F401
 
-from hcr.backends import OnnxBackend, TorchBackend, TorchScriptBackend, load_backend  # noqa: E402
 from hcr.cli import main  # noqa: E402
 from hcr.ctc import decode, log_softmax  # noqa: E402
 from hcr.errors import HcrError  # noqa: E402
-from hcr.export import CHECK_IMAGES, TOLERANCE, compare, default_output, export_model, parity_inputs, resolve_source  # noqa: E402
+from hcr.export import (  # noqa: E402
+    CHECK_IMAGES,
+    TOLERANCE,
+    compare,
+    default_output,
+    export_model,
+    parity_inputs,
+    resolve_source,
+)
+from hcr.runtime import load_backend
+from hcr.runtime.onnx import OnnxBackend  # noqa: E402
+from hcr.runtime.torch import TorchBackend, TorchScriptBackend
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

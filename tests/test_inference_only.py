@@ -91,7 +91,7 @@ def test_cli_predict_and_crnn_decoding_without_torch(exported: dict[str, Path]) 
         """
         import contextlib, io, json, sys
         import numpy as np
-        from hcr.backends import load_backend
+        from hcr.runtime import load_backend
         from hcr.cli import main
         from hcr.ctc import decode, log_softmax
         buf = io.StringIO()
@@ -161,7 +161,7 @@ def test_shipped_models_run_from_their_runtime_files_without_torch() -> None:
             with contextlib.redirect_stdout(buf):
                 codes.append(main(["predict", "--json", "--model", model, image]))  # by name
             labels[model] = json.loads(buf.getvalue().splitlines()[0])["label"]
-        from hcr.line_recognizer import LineRecognizer
+        from hcr.reading.line import LineRecognizer
         words = LineRecognizer.load()
         print(json.dumps({"codes": codes, "labels": labels, "words": words.backend.format, "torch": "torch" in sys.modules}))
         """,

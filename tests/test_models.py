@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers_train import hcr_cache, single_thread  # noqa: F401  (fixtures)
 from torch import nn
 
 from hcr.errors import HcrError, UnknownNameError
 from hcr.models import count_parameters, create_model, describe_model, list_models
 from hcr.models.cnn import pool_then_relu
-
-from helpers_train import hcr_cache, single_thread  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -137,8 +136,8 @@ def test_hcr_cnn_has_batchnorm_and_a_bounded_size() -> None:
 def one_batch(hcr_cache) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: F811
     """32 real digits (through the shared preprocessing) with random labels."""
     from hcr.data.digits import DigitsSource
-    from hcr.engine import prepare
     from hcr.preprocess import PreprocessSpec
+    from hcr.train.classify import prepare
 
     samples = DigitsSource().load("train").subset(np.arange(32))
     x, _, blank = prepare(samples, PreprocessSpec(), cache=False, progress=False)

@@ -1,4 +1,4 @@
-"""Printed or handwritten, field mode and spacing (hcr.page; issue 15 items 2-4)."""
+"""Printed or handwritten, field mode and spacing (hcr.reading.page; issue 15 items 2-4)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from hcr.cli import main
-from hcr.page import PageLine, field_line, letter_spaced, printed_runs
+from hcr.reading.page import PageLine, field_line, letter_spaced, printed_runs
 from hcr.reader import CrnnReader, Reader
 from hcr.segment import Glyph, Line
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers_train import digits_model, digits_test_split, hcr_cache, single_thread  # noqa: F401  (fixtures)
 from PIL import Image
 
-from hcr.engine import prepare
 from hcr.errors import InputError
 from hcr.predictor import Prediction, Predictor
-
-from helpers_train import digits_model, digits_test_split, hcr_cache, single_thread  # noqa: F401  (fixtures)
+from hcr.train.classify import prepare
 
 pytestmark = pytest.mark.usefixtures("single_thread", "hcr_cache")
 
@@ -260,7 +259,7 @@ def test_dataset_and_png_give_identical_inputs(predictor: Predictor, tmp_path: P
         p = predictor.preprocess(f)
         assert p.image.dtype == x.dtype and np.array_equal(p.image, x[i]), f"sample {i}"
 
-    from hcr.predictor import batched_probs
+    from hcr.runtime.torch import batched_probs
 
     probs = batched_probs(predictor.model, x, temperature=predictor.temperature)
     from_files = predictor.predict_files(files, top_k=1)

@@ -108,8 +108,9 @@ RUNTIMES = [m.name for m in list_pretrained() if m.runtime]
 @pytest.mark.parametrize("name", RUNTIMES)
 def test_a_shipped_runtime_file_is_the_same_network_as_the_model_file(name: str) -> None:
     pytest.importorskip("onnxruntime")
-    from hcr.backends import OnnxBackend, TorchBackend
     from hcr.export import compare, parity_inputs
+    from hcr.runtime.onnx import OnnxBackend
+    from hcr.runtime.torch import TorchBackend
 
     ref = TorchBackend.from_checkpoint(load_checkpoint(resolve_model(name)))
     onnx = OnnxBackend(pt.runtime_path(name))
@@ -122,8 +123,8 @@ def test_a_shipped_runtime_file_is_the_same_network_as_the_model_file(name: str)
 def test_inference_runs_the_shipped_runtime_file_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnxruntime")
     from hcr.errors import HcrError
-    from hcr.line_recognizer import LineRecognizer
     from hcr.predictor import Predictor
+    from hcr.reading.line import LineRecognizer
 
     assert {"chars", "words"} <= set(RUNTIMES)
     files = sorted(str(f) for f in (ROOT / "samples").iterdir() if f.suffix in (".png", ".jpg"))

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from hcr.metrics import classification_report
+from hcr.modelfile import write_atomic as atomic_write_text
 from hcr.report import (
-    atomic_write_text,
     plot_confusion,
     plot_gallery,
     plot_history,

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers_train import hcr_cache, one_thread, quiet, single_thread  # noqa: F401  (fixtures)
 from PIL import Image
 
 from hcr.checkpoint import load_checkpoint, save_checkpoint
@@ -24,10 +25,9 @@ from hcr.models import create_model, list_models, model_task
 from hcr.models.crnn import output_columns
 from hcr.preprocess import LineSpec, preprocess_line
 from hcr.reader import CrnnReader
+from hcr.reading.line import LineRecognizer, width_batches
 from hcr.render import render_line
-from hcr.sequence import LineRecognizer, collate, fit_sequence, width_batches
-
-from helpers_train import hcr_cache, one_thread, quiet, single_thread  # noqa: F401  (fixtures)
+from hcr.train.sequence import collate, fit_sequence
 
 pytestmark = pytest.mark.usefixtures("single_thread", "hcr_cache")
 
@@ -330,7 +330,7 @@ def test_a_classifier_is_not_a_line_model(tmp_path: Path) -> None:
 
     with pytest.raises(ModelFileError, match="not a word/line model"):
         LineRecognizer.load(resolve_model("digits"))
-    from hcr.sequence import evaluate_sequence_checkpoint
+    from hcr.train.evaluate import evaluate_sequence_checkpoint
 
     with pytest.raises(HcrError, match="character classifier"):
         evaluate_sequence_checkpoint("digits", "dhsd", None, tmp_path / "ev", device="cpu")

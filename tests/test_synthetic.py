@@ -7,16 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_train import hcr_cache, one_thread, quiet, single_thread  # noqa: F401  (fixtures)
 
 from hcr.config import TrainConfig
-from hcr.engine import Split, fit, train_epoch, build_optimizer
 from hcr.errors import HcrError
 from hcr.models import create_model
 from hcr.predictor import Predictor
 from hcr.preprocess import PreprocessSpec, preprocess
 from hcr.synthetic import draw_outlier, outlier_inputs, rendered_copies
-
-from helpers_train import hcr_cache, one_thread, quiet, single_thread  # noqa: F401  (fixtures)
+from hcr.train.classify import Split, build_optimizer, fit, train_epoch
 
 pytestmark = pytest.mark.usefixtures("hcr_cache", "single_thread")
 SPEC = PreprocessSpec()

@@ -19,14 +19,31 @@ pytest.importorskip("onnxruntime")
 from helpers_export import CODEC, crnn_meta, random_crnn  # noqa: E402
 from helpers_train import digits_model, digits_test_split, hcr_cache, single_thread  # noqa: E402,F401
 
-from hcr.backends import KerasBackend, ModelMeta, SavedModelBackend, TFLiteBackend, TorchBackend, import_tensorflow, load_backend, sidecar_path  # noqa: E402
 from hcr.cli import main  # noqa: E402
 from hcr.ctc import decode, log_softmax  # noqa: E402
 from hcr.errors import HcrError, ModelFileError  # noqa: E402
-from hcr.export import CHECK_IMAGES, TOLERANCE, export_model, keras_model, parity_inputs, resolve_source  # noqa: E402
-from hcr.keras_import import check_keras_config, import_keras, parse_labels  # noqa: E402
+from hcr.export import (  # noqa: E402
+    CHECK_IMAGES,
+    TOLERANCE,
+    export_model,
+    parity_inputs,
+    resolve_source,
+)
 from hcr.labels import LabelMap  # noqa: E402
+from hcr.modelfile import ModelMeta, sidecar_path
 from hcr.preprocess import PreprocessSpec  # noqa: E402
+from hcr.runtime import load_backend
+from hcr.runtime.tensorflow import (  # noqa: E402  # noqa: E402
+    KerasBackend,
+    SavedModelBackend,
+    TFLiteBackend,
+    check_keras_config,
+    import_keras,
+    import_tensorflow,
+    keras_model,
+    parse_labels,
+)
+from hcr.runtime.torch import TorchBackend
 
 pytestmark = [
     pytest.mark.usefixtures("single_thread"),

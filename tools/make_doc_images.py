@@ -109,9 +109,9 @@ def augment_presets(out: Path) -> Path:
 
     from hcr.augment import PRESET_NAMES, AugmentConfig, Augmenter
     from hcr.data import get_source
-    from hcr.engine import prepare
     from hcr.preprocess import PreprocessSpec
     from hcr.report import plot_gallery
+    from hcr.train.classify import prepare
 
     samples = get_source("digits").load("train")
     pick = np.arange(10)
@@ -127,7 +127,7 @@ def augment_presets(out: Path) -> Path:
 
 def confusion_digits_mnist(out: Path, data_dir: str | None) -> Path:
     """The confusion matrix of `hcr evaluate digits --data mnist --split test`."""
-    from hcr.engine import evaluate_checkpoint
+    from hcr.train.evaluate import evaluate_checkpoint
 
     with tempfile.TemporaryDirectory() as tmp:
         evaluate_checkpoint("digits", "mnist", "test", tmp, data_dir=data_dir, progress=False)

@@ -1,8 +1,10 @@
 """hcr: handwritten character recognition.
 
-The data path, one hop per module: ``hcr.data`` (sources) -> ``hcr.augment`` (training
-only) -> ``hcr.preprocess`` (the one path to model input) -> ``hcr.models`` (registry) ->
-``hcr.checkpoint`` (one self-describing file) -> ``hcr.predictor`` -> ``hcr.cli``.
+The layers, lowest first (docs/contributing.md): ``hcr.preprocess`` and the pixel modules
+(the one path to model input) -> ``hcr.data`` (sources) -> ``hcr.modelfile`` (what a model
+file says about itself) -> ``hcr.models`` (networks) and ``hcr.checkpoint`` -> ``hcr.runtime``
+(any format, one interface) -> ``hcr.reading`` (predictors and readers) -> ``hcr.train``,
+``hcr.cli`` and ``hcr.web``.
 
 Importing ``hcr`` before PyTorch sets ``GOMP_SPINCOUNT=20000`` unless the OpenMP wait
 policy is already set (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY``): PyTorch's OpenMP threads

@@ -213,7 +213,7 @@ def annotate_reading(result: ReadingLike, path: Path | str, *, max_side: int = 2
     (:func:`label_layout`); the image grows a light margin where they fall outside it.
     Images larger than ``max_side`` are scaled down. Written atomically as a PNG; returns
     ``path``. (Answers are drawn with OpenCV's ASCII font.)"""
-    from .backends import write_atomic
+    from .modelfile import write_atomic
 
     data = reading_png(result, max_side=max_side)
     path = Path(path)

@@ -60,8 +60,8 @@ from urllib.parse import unquote, urlsplit
 from .errors import HcrError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .predictor import Predictor
-    from .reader import CrnnReader, Reader
+    from .reading import CrnnReader, Reader
+    from .reading.char import Predictor
 
 __all__ = [
     "FORMATS", "PREDICT_COLUMNS", "READ_COLUMNS", "TASKS", "BatchSummary", "ImageRef", "ModelSpec", "RowMaker", "RowWriter",
@@ -308,7 +308,7 @@ class ModelSpec:
     keep_printed: bool = False
 
     def __post_init__(self) -> None:
-        from .reader import ENGINES
+        from .reading import ENGINES
 
         if self.task not in TASKS:
             raise HcrError(f"task {self.task!r}: choose one of {', '.join(TASKS)}")
@@ -320,20 +320,20 @@ class ModelSpec:
     def load(self, threads: int | None = None) -> Predictor | Reader | CrnnReader:
         """The loaded model, as ``hcr read``/``hcr predict`` load it; ``threads``:
         onnxruntime's threads per model (None: its default)."""
-        from .page import PRINTED_MODEL, PrintedModel
-        from .predictor import Predictor
+        from .reading.page import PRINTED_MODEL, PrintedModel
+        from .reading.char import Predictor
 
         if self.task == "predict":
             return Predictor.load(self.model, threshold=self.threshold, device=self.device, charset=self.charset, ignore_case=self.ignore_case, threads=threads)
         printed = PrintedModel(Predictor.load(PRINTED_MODEL, device=self.device, threads=threads))
         if self.engine == "crnn":
-            from .line_recognizer import LineRecognizer
-            from .reader import CrnnReader
+            from .reading import CrnnReader
+            from .reading.line import LineRecognizer
 
             recognizer = LineRecognizer.load(self.model, charset=self.charset, ignore_case=self.ignore_case, device=self.device,
                                              lexicon=self.lexicon, beam_width=self.beam, threads=threads)
             return CrnnReader(recognizer, threshold=self.threshold, printed=printed, keep_printed=self.keep_printed, context=self.context)
-        from .reader import Reader, split_charset
+        from .reading import Reader, split_charset
 
         model_charset, marks = split_charset(self.charset)  # as Reader.load: marks are the reader's, the rest the classifier's
         predictor = Predictor.load(self.model, threshold=self.threshold, device=self.device, charset=model_charset, ignore_case=self.ignore_case, threads=threads)
@@ -344,7 +344,7 @@ def task_of(model: Model) -> str:
     """``read`` or ``predict``: what ``model`` (a :class:`ModelSpec` or a loaded model) does."""
     if isinstance(model, ModelSpec):
         return model.task
-    from .predictor import Predictor
+    from .reading.char import Predictor
 
     if isinstance(model, Predictor):
         return "predict"
@@ -450,7 +450,7 @@ class RowMaker:
         return rows
 
     def _predict(self, refs: Sequence[ImageRef]) -> list[Row]:
-        from .predictor import Predictor
+        from .reading.char import Predictor
 
         predictor = self.model
         assert isinstance(predictor, Predictor)
@@ -871,7 +871,7 @@ class ParquetWriter(RowWriter):
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-        from .backends import commit, remove_path, temp_sibling
+        from .modelfile import commit, remove_path, temp_sibling
 
         self.journal.close()
         schema = _arrow_schema(self.columns)

@@ -1,6 +1,6 @@
 """Arrays computed once and kept in the user cache (``~/.cache/hcr`` or ``$XDG_CACHE_HOME``).
 
-Preprocessed data sets (:func:`hcr.engine.prepare`) and synthetic training inputs
+Preprocessed data sets (:func:`hcr.train.classify.prepare`) and synthetic training inputs
 (:mod:`hcr.synthetic`) are stored as ``.npz`` files named by a hash of everything they
 depend on, the code that computes them included, so a change anywhere gives a new file.
 """

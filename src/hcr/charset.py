@@ -44,6 +44,7 @@ from .errors import HcrError
 from .labels import DIGITS, LOWER, UPPER, LabelMap
 
 __all__ = [
+    "LOOKALIKE_GROUPS",
     "NAMED_CHARSETS",
     "AnswerFilter",
     "Charset",
@@ -62,6 +63,10 @@ NAMED_CHARSETS: dict[str, tuple[str, ...]] = {
     "letters": UPPER + LOWER,
     "alnum": DIGITS + UPPER + LOWER,
 }
+
+#: Look-alike groups: shapes that are often identical when written alone (EMNIST ByClass);
+#: used by the reader's context rules and the look-alike-merged accuracy (:mod:`hcr.metrics`).
+LOOKALIKE_GROUPS: tuple[str, ...] = ("Oo0", "Il1", "Ss5", "Zz2")
 
 
 def _fold(symbol: str) -> str:

@@ -1,6 +1,9 @@
-"""Model files: one file holding everything a predictor needs.
+"""hcr model files (``.pt``): a :class:`~hcr.modelfile.ModelMeta` plus the weights.
 
-A checkpoint is a dict of plain types and tensors, written with ``torch.save`` and read
+A :class:`Checkpoint` is the model-file contract (:attr:`Checkpoint.meta`, encoded by
+:meth:`hcr.modelfile.ModelMeta.checkpoint_entries`) plus what only PyTorch has: the weights,
+the network built from them (:meth:`Checkpoint.build_model`), the training configuration and
+state. On disk it is a dict of plain types and tensors, written with ``torch.save`` and read
 with ``torch.load(weights_only=True)`` (no pickled objects, so loading a file cannot run
 code). Keys:
 
@@ -17,15 +20,15 @@ code). Keys:
 ``calibration``   {"temperature": T}: logits are divided by T before the softmax
 ``train_state``   optional: optimizer / scheduler / epoch / RNG, only in resumable files
 
-Writes go to a temporary file in the same folder, fsync'd, then ``os.replace``d, so an
-interruption leaves either the old file or the new one, never half of one.
+Writes go through :func:`hcr.modelfile.write_atomic` (a temporary file in the same folder,
+fsync'd, then renamed), so an interruption leaves either the old file or the new one, never
+half of one.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +39,9 @@ from torch import nn
 from . import __version__
 from .errors import HcrError, ModelFileError
 from .labels import BLANK, CTCCodec, LabelMap
-from .models import TASKS, create_model
+from .modelfile import ModelMeta, write_atomic
+from .models import create_model
 from .preprocess import LineSpec, PreprocessSpec
-
-FORMAT = "hcr-checkpoint"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -91,22 +92,31 @@ class Checkpoint:
         model.eval()
         return model
 
+    def file_meta(self) -> ModelMeta:
+        """The metadata as stored in this file (its own versions and all its metrics)."""
+        sequence = self.task == "sequence"
+        return ModelMeta(
+            task=self.task, preprocess=self.spec.to_dict(), labels=None if sequence else self.label_map, codec=self.codec if sequence else None,
+            temperature=self.temperature, model_name=self.model_name, model_kwargs=dict(self.model_kwargs),
+            versions=self.versions or current_versions(), metrics=self.metrics,
+        )
+
+    @property
+    def meta(self) -> ModelMeta:
+        """The metadata runtimes and exports carry: :meth:`file_meta` with the versions
+        that run or export it added and only the metrics worth shipping."""
+        return ModelMeta(
+            task=self.task, preprocess=self.spec.to_dict(), labels=None if self.task == "sequence" else self.label_map,
+            codec=self.codec if self.task == "sequence" else None, temperature=self.temperature,
+            model_name=self.model_name, model_kwargs=dict(self.model_kwargs),
+            versions={**self.versions, **{f"export_{k}": v for k, v in current_versions().items()}},
+            metrics={k: self.metrics[k] for k in ("best_val_acc", "train_source", "val_source", "citation") if k in self.metrics},
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "task": self.task,
-            "model": {"name": self.model_name, "kwargs": dict(self.model_kwargs)},
-            "labels": self.label_map.to_dict(),
-            "preprocess": self.spec.to_dict(),
-            "state_dict": {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()},
-            "config": self.config,
-            "metrics": self.metrics,
-            "versions": self.versions or current_versions(),
-            "calibration": {"temperature": float(self.temperature)},
-        }
-        if self.task == "sequence":
-            d["codec"] = self.codec.to_dict()
+        d = self.file_meta().checkpoint_entries()
+        d["state_dict"] = {k: v.detach().cpu().contiguous() for k, v in self.state_dict.items()}
+        d["config"] = self.config
         if self.train_state is not None:
             d["train_state"] = self.train_state
         return d
@@ -117,33 +127,12 @@ def current_versions() -> dict[str, str]:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary sibling, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; honour the user's umask
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` ``obj`` to ``path`` atomically (:func:`hcr.modelfile.write_atomic`)."""
+    return write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
     return atomic_save(ckpt.to_dict(), path)
-
-
-def _require(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in d or not isinstance(d[key], kind):
-        raise ModelFileError(f"{where}: not a valid hcr model file (missing or malformed {key!r})")
-    return d[key]
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -159,53 +148,26 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     except Exception as e:  # torch raises many types for corrupt or unsafe files
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"{where}: not a readable hcr model file (corrupt, truncated or unsafe: {msg[:200]})") from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise ModelFileError(f"{where}: not an hcr model file (a bare state_dict or another format)")
-    version = d.get("format_version")
-    if not isinstance(version, int):
-        raise ModelFileError(f"{where}: not a valid hcr model file (malformed 'format_version')")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"{where}: written by a newer hcr (format {version}); upgrade hcr")
-    model = _require(d, "model", dict, where)
-    state = _require(d, "state_dict", dict, where)
-    name, kwargs = model.get("name"), model.get("kwargs", {})
-    if not isinstance(name, str) or not isinstance(kwargs, dict):
-        raise ModelFileError(f"{where}: not a valid hcr model file (malformed 'model' entry)")
-    temperature = (d.get("calibration") or {}).get("temperature", 1.0) if isinstance(d.get("calibration", {}), dict) else None
-    if not isinstance(temperature, (int, float)) or not 0.01 <= float(temperature) <= 100.0:
-        raise ModelFileError(f"{where}: not a valid hcr model file (malformed 'calibration')")
-    for key in ("config", "metrics", "versions"):
-        if not isinstance(d.get(key, {}), dict):
-            raise ModelFileError(f"{where}: not a valid hcr model file (malformed {key!r})")
-    task = d.get("task", "classify")
-    if task not in TASKS:
-        raise ModelFileError(f"{where}: not a valid hcr model file (unknown task {task!r})")
-    try:
-        labels = LabelMap.from_dict(_require(d, "labels", dict, where))
-        spec_dict = _require(d, "preprocess", dict, where)
-        spec: PreprocessSpec | LineSpec = LineSpec.from_dict(spec_dict) if task == "sequence" else PreprocessSpec.from_dict(spec_dict)
-        if task == "sequence" and (labels.symbols[0] != "" or CTCCodec.from_dict(_require(d, "codec", dict, where)).alphabet != labels.symbols[1:]):
-            raise ValueError("the CTC codec does not match the labels (blank first, then the alphabet)")
-    except (HcrError, KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{where}: malformed metadata ({e})") from None
+    meta = ModelMeta.from_checkpoint_entries(d, where)
+    state = d["state_dict"]
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ModelFileError(f"{where}: malformed weights (non-tensor entries)")
     for k, v in state.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ModelFileError(f"{where}: weights contain NaN or infinite values ({k})")
     ckpt = Checkpoint(
-        model_name=name,
-        model_kwargs=dict(kwargs),
-        label_map=labels,
-        spec=spec,
+        model_name=meta.model_name,
+        model_kwargs=meta.model_kwargs,
+        label_map=meta.class_labels(),
+        spec=meta.line_spec() if meta.task == "sequence" else meta.spec,
         state_dict=state,
         config=dict(d.get("config") or {}),
-        metrics=dict(d.get("metrics") or {}),
-        versions=dict(d.get("versions") or {}),
+        metrics=meta.metrics,
+        versions=meta.versions,
         train_state=d.get("train_state"),
-        temperature=float(temperature),
+        temperature=meta.temperature,
         source=where,
-        task=task,
+        task=meta.task,
     )
     _probe(ckpt.build_model(), ckpt)  # reject files whose weights or spec do not fit their declared model, now
     return ckpt

@@ -144,11 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--no-progress", action="store_true")
     _add_data_dir(ca)
 
-    from .backends import FORMATS
+    from .runtime import EXPORT_FORMATS
 
     ex = sub.add_parser("export", help="write a model's network as ONNX, TorchScript, Keras, TensorFlow SavedModel or TFLite (metadata inside the file), checked against PyTorch")
     ex.add_argument("model", help="hcr model file (.pt) or a pretrained name")
-    ex.add_argument("--format", "-f", required=True, choices=FORMATS)
+    ex.add_argument("--format", "-f", required=True, choices=EXPORT_FORMATS)
     ex.add_argument("--out", "-o", help="output file (a folder for tf-savedmodel; default: beside the model, e.g. best.onnx)")
     ex.add_argument("--quantize", choices=["int8"], help="onnx only: int8 weights and activations (smaller and faster; the accuracy change is reported)")
     ex.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch on 512 real inputs")
@@ -300,9 +300,9 @@ def _data_preview(src: Any, args: argparse.Namespace) -> int:
     import torch
 
     from .augment import AugmentConfig, Augmenter
-    from .engine import prepare
     from .preprocess import PreprocessSpec
     from .report import plot_gallery
+    from .train.classify import prepare
 
     samples = src.load(args.split or src.splits[0])
     rng = np.random.default_rng(args.seed)
@@ -319,9 +319,9 @@ def _data_preview(src: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .backends import load_backend
     from .charset import describe_symbols
     from .pretrained import DEFAULT_MODEL, list_pretrained
+    from .runtime import load_backend
 
     use = {"classify": "hcr predict/read --model NAME", "sequence": "hcr read --engine crnn --model NAME", "printed": "hcr read (drops printed labels)"}
     print("Pretrained models:")
@@ -389,13 +389,13 @@ def _train(cfg: Any, args: argparse.Namespace) -> int:
 
     try:
         if isinstance(cfg, SequenceConfig):
-            from .sequence import fit_sequence
+            from .train.sequence import fit_sequence
 
             seq = fit_sequence(_sequence_recipe(cfg, args), args.out, resume=args.resume, progress=not args.no_progress, dist_backend=args.dist_backend)
             if seq.rank == 0:
                 print(f"best validation CER {seq.best_val_cer:.4f}; model: {seq.best_path}")
             return 0
-        from .engine import fit
+        from .train.classify import fit
 
         cfg = cfg.updated(
             data=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -415,12 +415,13 @@ def _train(cfg: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .backends import load_backend
-    from .engine import evaluate_checkpoint
+    from .reading import LineRecognizer, load_recognizer
+    from .train.evaluate import evaluate_checkpoint
 
-    backend = load_backend(args.model, device=args.device)  # any format hcr reads; loaded once, evaluated below
-    if backend.task == "sequence":
-        from .sequence import evaluate_sequence_checkpoint
+    recognizer = load_recognizer(args.model, device=args.device, shipped_runtime=False)  # any format hcr reads; loaded once, evaluated below
+    backend = recognizer.backend
+    if isinstance(recognizer, LineRecognizer):
+        from .train.evaluate import evaluate_sequence_checkpoint
 
         r = evaluate_sequence_checkpoint(args.model, args.data, args.split, args.out, data_dir=args.data_dir, device=args.device,
                                          beam_width=args.beam, lexicon=args.lexicon, progress=not args.no_progress, backend=backend)
@@ -441,7 +442,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .engine import calibrate_checkpoint
+    from .train.evaluate import calibrate_checkpoint
 
     r = calibrate_checkpoint(args.model, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
     print(f"{args.model}: temperature {r['temperature']:.3f}; validation ECE {r['val_ece_before']:.4f} -> {r['val_ece_after']:.4f}")
@@ -458,7 +459,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import_keras(args: argparse.Namespace) -> int:
     from .charset import describe_symbols
-    from .keras_import import import_keras
+    from .runtime.tensorflow import import_keras
 
     labels = args.labels
     if args.labels_file:
@@ -514,11 +515,11 @@ def _batch_job(args: argparse.Namespace, spec: Any, **options: Any) -> int | Non
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     from .batch import ModelSpec
-    from .predictor import Predictor
+    from .reading.char import Predictor
 
     spec = ModelSpec("predict", args.model, threshold=args.threshold, device=args.device, charset=args.charset, ignore_case=args.ignore_case)
     code = _batch_job(args, spec, top_k=args.top_k)
@@ -576,7 +577,7 @@ def _annotation_path(out_dir: Path, file: str | None, index: int, used: set[str]
 
 def cmd_read(args: argparse.Namespace) -> int:
     from .batch import ModelSpec
-    from .reader import Reader
+    from .reading import Reader
 
     spec = ModelSpec("read", args.model, engine=args.engine, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
                      device=args.device, lexicon=args.lexicon, beam=args.beam, context=not args.no_context, keep_printed=args.keep_printed)
@@ -586,7 +587,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     files = _expand_inputs(args)
     reader: Any
     if args.engine == "crnn":
-        from .reader import CrnnReader
+        from .reading import CrnnReader
 
         reader = CrnnReader.load(args.model, charset=args.charset, ignore_case=args.ignore_case, threshold=args.threshold,
                                  device=args.device, lexicon=args.lexicon, beam_width=args.beam, keep_printed=args.keep_printed,
@@ -629,7 +630,9 @@ def cmd_read(args: argparse.Namespace) -> int:
                 print(f"    line {c.line + 1} word {c.word + 1}: {c.char!r} {c.confidence:.2f}{flag}  box {','.join(map(str, c.box))}"
                       + (f"  [{alts}]" if alts else ""))
         if out_dir is not None and result.error is None:
-            from .annotate import annotate_reading  # OpenCV only: works on an inference-only install
+            from .annotate import (
+                annotate_reading,  # OpenCV only: works on an inference-only install
+            )
 
             path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used, result.page))
             print(f"annotated: {path}", file=sys.stderr)

@@ -7,7 +7,7 @@ slant (shear), a stroke-width change and per-glyph size jitter. :func:`make_text
 texts of words, numbers and dates; :class:`GlyphPool` indexes a character data set by
 symbol. The results are ink-bright ``uint8`` arrays that :func:`hcr.render.render_line`
 turns into photos, scans or canvas drawings, and the line benchmark and the CRNN's
-synthetic pre-training (:mod:`hcr.sequence`) both use them.
+synthetic pre-training (:mod:`hcr.train.sequence`) both use them.
 """
 
 from __future__ import annotations

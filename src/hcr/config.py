@@ -184,7 +184,7 @@ class TrainConfig(_Recipe):
 
 @dataclass
 class SequenceConfig(_Recipe):
-    """A training run of a word/line recogniser (CRNN + CTC, :mod:`hcr.sequence`)."""
+    """A training run of a word/line recogniser (CRNN + CTC, :mod:`hcr.train.sequence`)."""
 
     task: str = "sequence"
     data: list[str] = field(default_factory=lambda: ["dhsd"])  # line data sets (hcr.data.lines); the first picks the best epoch

@@ -1,5 +1,5 @@
 """Data-parallel training over several processes or machines (``torchrun``), shared by
-:func:`hcr.engine.fit` and :func:`hcr.sequence.fit_sequence`.
+:func:`hcr.train.classify.fit` and :func:`hcr.train.sequence.fit_sequence`.
 
 Run ``torchrun --nproc-per-node N -m hcr train --config ...``: torchrun starts N copies of
 the command with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (and the rendezvous address) in
@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from .errors import HcrError
+from .modelfile import write_atomic
 
 if TYPE_CHECKING:
     from .amp import Precision
@@ -332,17 +333,16 @@ def resume_point(out: Path, *, resume: bool, world: World, task: str, log: Calla
         job = str((last.train_state or {}).get("job") or "") if last is not None else ""
         job = job or uuid.uuid4().hex
         out.mkdir(parents=True, exist_ok=True)
-        tmp = job_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(job + "\n", encoding="utf-8")
-        tmp.replace(job_path)
+        write_atomic(job_path, job + "\n")
         return last, job
 
     return world.from_main(read)
 
 
 def _sweep_partial_writes(out: Path) -> None:
-    """Delete what an interrupted atomic write left in a run folder (``.best.pt.x1y2.tmp``:
-    the temporary file a killed process never renamed). Only rank 0 writes there, and it
+    """Delete what an interrupted atomic write (:func:`hcr.modelfile.write_atomic`) left in a
+    run folder (``.best.x1y2.tmp.pt``, or ``.best.pt.x1y2.tmp`` from older versions: the
+    temporary file a killed process never renamed). Only rank 0 writes there, and it
     calls this before its first write, so no write in progress is touched."""
     if not out.is_dir():
         return
@@ -370,7 +370,7 @@ def _pick_backend(requested: str, device: torch.device) -> str:
 
 def _device_for(device: str, local_rank: int, world_size: int) -> torch.device:
     """This process's device: ``cuda:LOCAL_RANK`` for auto/cuda when GPUs are present."""
-    from .predictor import resolve_device
+    from .runtime.torch import resolve_device
 
     dev = resolve_device(device)
     if dev.type != "cuda" or world_size <= 1:

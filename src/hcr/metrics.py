@@ -12,12 +12,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from .charset import LOOKALIKE_GROUPS
+
 __all__ = [
     "calibration",
     "case_merged_accuracy",
     "lookalike_merged_accuracy",
     "merged_accuracy",
-    "LOOKALIKE_GROUPS",
     "lookalike_key",
     "cer",
     "classification_report",
@@ -159,10 +160,6 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -
         for i in range(n_bins)
     ]
     return {"ece": ece, "bins": bins}
-
-
-# Look-alike groups: shapes that are often identical when written alone (EMNIST ByClass).
-LOOKALIKE_GROUPS: tuple[str, ...] = ("Oo0", "Il1", "Ss5", "Zz2")
 
 
 def merged_accuracy(y_true: np.ndarray, y_pred: np.ndarray, symbols: Sequence[str], key: Callable[[str], str]) -> float:

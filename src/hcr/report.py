@@ -1,21 +1,18 @@
 """Evaluation reports: plots (matplotlib ``Figure`` objects, no pyplot state), CSV and Markdown.
 
-Files are written atomically (temp file in the same folder, then ``os.replace``), so a
-reader never sees a half-written report.
+Files are written atomically (:func:`hcr.modelfile.write_atomic`), so a reader never sees
+a half-written report.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import os
-import tempfile
 import textwrap
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 from matplotlib import colormaps
@@ -26,13 +23,12 @@ from matplotlib.ticker import MaxNLocator
 
 from .annotate import ReadingLike, annotate_reading
 from .metrics import normalize_rows, validate_predictions
+from .modelfile import write_atomic
 
 __all__ = [
     "ReadingLike",
     "annotate_predictions",
     "annotate_reading",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "plot_confusion",
     "plot_gallery",
     "plot_history",
@@ -44,36 +40,8 @@ __all__ = [
 DPI = 120
 
 
-def _atomic_write(path: Path, write: Callable[[IO[Any]], object], binary: bool) -> Path:
-    """Create ``path`` via ``write(file)`` on a temp file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        kwargs: dict[str, Any] = {} if binary else {"encoding": "utf-8", "newline": ""}
-        with os.fdopen(fd, "wb" if binary else "w", **kwargs) as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: Path | str, text: str) -> Path:
-    """Write ``text`` (UTF-8, newlines untouched) to ``path`` atomically; creates parent folders."""
-    return _atomic_write(Path(path), lambda f: f.write(text), binary=False)
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; creates parent folders."""
-    return _atomic_write(Path(path), lambda f: f.write(data), binary=True)
-
-
 def _save(fig: Figure, path: Path) -> Path:
-    return _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=DPI), binary=True)
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
 
 
 def _check_cm(cm: np.ndarray, symbols: Sequence[str]) -> np.ndarray:
@@ -242,7 +210,7 @@ def write_confusion_csv(cm: np.ndarray, symbols: Sequence[str], path: Path) -> P
     writer.writerow(["", *symbols])
     for sym, row in zip(symbols, cm.tolist()):
         writer.writerow([sym, *row])
-    return atomic_write_text(path, buf.getvalue())
+    return write_atomic(path, buf.getvalue())
 
 
 def _pct(x: float | None) -> str:
@@ -342,9 +310,9 @@ def write_evaluation_report(
 
     meta = {"title": title, "data_description": data_description, "model_description": model_description,
             "credits": list(credits)}
-    paths["metrics"] = atomic_write_text(out_dir / "metrics.json",
+    paths["metrics"] = write_atomic(out_dir / "metrics.json",
                                          json.dumps({**meta, **report}, indent=2, allow_nan=False) + "\n")
-    paths["report"] = atomic_write_text(
+    paths["report"] = write_atomic(
         out_dir / "report.md", _markdown(report, title, data_description, model_description, credits, len(shown))
     )
     return paths

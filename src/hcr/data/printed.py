@@ -1,5 +1,5 @@
 """Printed or handwritten: character pictures as the reader cuts them, for the classifier
-that lets ``hcr read`` drop a form's printed labels (:mod:`hcr.page`).
+that lets ``hcr read`` drop a form's printed labels (:mod:`hcr.reading.page`).
 
 Each sample is one glyph crop (:func:`hcr.segment.glyph_crop`) of a line found by the
 reader's own path (:func:`hcr.preprocess.find_ink`, :func:`hcr.segment.segment`), so the

@@ -3,69 +3,10 @@
 Every model takes a (B, 1, H, W) float batch in [0, 1] (ink bright). Classifiers return
 logits (B, num_classes); sequence models (task "sequence", the CRNN) return per-column
 logits (B, T, num_classes) for CTC. Decoding lives outside the networks
-(:mod:`hcr.predictor`, :mod:`hcr.ctc`).
+(:mod:`hcr.reading`, :mod:`hcr.ctc`).
 """
 
-from __future__ import annotations
+from . import cnn, crnn  # noqa: F401  (registers the models)
+from .registry import channels_last, count_parameters, create_model, describe_model, list_models, model_task, register_model
 
-from typing import Any, Callable
-
-import torch
-from torch import nn
-
-from ..errors import UnknownNameError
-
-#: What a model does: "classify" (one character, logits (B, C)) or "sequence" (a word or
-#: line, per-column logits (B, T, C) for CTC decoding).
-TASKS = ("classify", "sequence")
-
-_REGISTRY: dict[str, tuple[Callable[..., nn.Module], str, str]] = {}
-
-
-def register_model(name: str, description: str, task: str = "classify") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = (fn, description, task)
-        return fn
-
-    return deco
-
-
-def list_models(task: str | None = None) -> list[str]:
-    """Registered model names (of one task, if given)."""
-    return sorted(n for n, v in _REGISTRY.items() if task is None or v[2] == task)
-
-
-def describe_model(name: str) -> str:
-    return _get(name)[1]
-
-
-def model_task(name: str) -> str:
-    """"classify" or "sequence"."""
-    return _get(name)[2]
-
-
-def _get(name: str) -> tuple[Callable[..., nn.Module], str, str]:
-    if name not in _REGISTRY:
-        raise UnknownNameError("model", name, list_models())
-    return _REGISTRY[name]
-
-
-def create_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
-    return _get(name)[0](num_classes=num_classes, **kwargs)
-
-
-def channels_last(model: nn.Module) -> nn.Module:
-    """The model in channels-last memory format (about 2x faster convolutions on CPU)."""
-    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-from . import cnn, crnn  # noqa: E402,F401  (registers the models)
+__all__ = ["channels_last", "count_parameters", "create_model", "describe_model", "list_models", "model_task", "register_model"]

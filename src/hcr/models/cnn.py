@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import register_model
+from .registry import register_model
 
 
 def _flat_features(features: nn.Module, in_size: int) -> int:

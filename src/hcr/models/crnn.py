@@ -12,9 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..line_recognizer import DEFAULT_STRIDE as COLUMN_STRIDE
-from ..line_recognizer import columns as output_columns  # T for an input width (torch-free: inference shares it)
-from . import register_model
+from ..modelfile import DEFAULT_STRIDE as COLUMN_STRIDE
+from ..modelfile import (
+    columns as output_columns,  # T for an input width (torch-free: inference shares it)
+)
+from .registry import register_model
 from .cnn import pool_then_relu
 
 #: COLUMN_STRIDE: the default horizontal downsampling of the feature extractor (one output

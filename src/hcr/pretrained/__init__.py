@@ -9,7 +9,7 @@ treated as a path to a model file.
 A model may also ship a **runtime file**: its network exported to ONNX (``NAME.onnx``, same
 weights, metadata inside, checked against the ``.pt`` when packaged and by the tests).
 Inference entry points (:meth:`hcr.predictor.Predictor.load`,
-:meth:`hcr.line_recognizer.LineRecognizer.load`) run it with onnxruntime when that is
+:meth:`hcr.reading.line.LineRecognizer.load`) run it with onnxruntime when that is
 installed, on the CPU: about twice as fast per image as PyTorch for these small networks, and
 usable without torch. ``HCR_RUNTIME=pytorch`` keeps them on the ``.pt`` file; training,
 evaluation, calibration and export always use the ``.pt`` file.
@@ -44,7 +44,7 @@ class PretrainedModel:
     description: str
     config: str  # the committed recipe that trains it (path from the project root)
     card: str  # model card (Markdown) file name inside this package folder
-    task: str = "classify"  # "classify" (one character), "sequence" (words and lines: hcr read --engine crnn) or "printed" (hcr.page: printed or handwritten)
+    task: str = "classify"  # "classify" (one character), "sequence" (words and lines: hcr read --engine crnn) or "printed" (hcr.reading.page: printed or handwritten)
     runtime: dict[str, Any] | None = None  # {"file", "sha256", "bytes"} of the ONNX runtime file, if shipped
 
     @property

@@ -50,16 +50,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import HcrError, InputError, ModelFileError, UnknownNameError
-from ..predictor import Prediction, Predictor
+from ..modelfile import TASKS
 from ..preprocess import Preprocessed
+from ..reading.char import Prediction, Predictor
 from .service import DEFAULT_MAX_UPLOAD_BYTES, ModelRegistry, UploadTooLarge, check_upload, format_mb
 
 log = logging.getLogger("hcr.web.api")
 T = TypeVar("T")
 
 #: What a server offers when given no models: every shipped character classifier, then the
-#: word/line models (``/v1/read`` only).
-SERVED_TASKS = ("classify", "sequence")
+#: word/line models (``/v1/read`` only): the tasks of :data:`hcr.modelfile.TASKS`.
+SERVED_TASKS = TASKS
 
 
 @dataclass

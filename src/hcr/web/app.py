@@ -33,9 +33,10 @@ import streamlit as st
 
 from hcr.charset import NAMED_CHARSETS
 from hcr.errors import HcrError
-from hcr.predictor import Prediction, Predictor
+from hcr.modelfile import TASKS
 from hcr.preprocess import Preprocessed
-from hcr.reader import ReadResult
+from hcr.reading import ReadResult
+from hcr.reading.char import Prediction, Predictor
 from hcr.web import ENV_APP_MAX_UPLOAD_MB, ENV_APP_MODEL
 from hcr.web.service import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -56,9 +57,6 @@ CUSTOM_CHARSET = "custom..."
 AUTO, ONE, TEXT, FIELD = "Auto", "One character", "Text", "Form field"
 #: The mode a summary row names (an image that could not be read: the mode asked for).
 MODE_NAMES = {AUTO: "auto", ONE: "character", TEXT: "text", FIELD: "field"}
-#: Kinds of shipped model the page offers: character classifiers and the word/line model
-#: (not the printed-or-handwritten classifier, a helper of the readers).
-TASKS = ("classify", "sequence")
 CANVAS_SIDE = 280
 CANVAS_PANE = CANVAS_SIDE + 16  # the canvas pane's fixed width (px)
 ANSWER_MIN = 400  # the answer pane's minimum width (px): narrower, it goes below the canvas
@@ -81,7 +79,7 @@ class Settings:
 @st.cache_resource(show_spinner="Loading the models...")
 def registry() -> ModelRegistry:
     """One registry for every session of this server: each model is loaded once."""
-    return ModelRegistry(tasks=TASKS)
+    return ModelRegistry(tasks=TASKS)  # character classifiers and word/line models, not the printed-or-handwritten helper
 
 
 def start_model(reg: ModelRegistry) -> str:

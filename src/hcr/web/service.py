@@ -4,7 +4,7 @@
 default, model files by path, and model files uploaded to the page): character classifiers
 and, where the front end reads words (the API's ``/v1/read``, the page), word/line (CTC)
 models. Each model's file is read once (:meth:`hcr.predictor.Predictor.load`,
-:meth:`hcr.line_recognizer.LineRecognizer`); the charset, case and threshold options of a
+:meth:`hcr.reading.line.LineRecognizer`); the charset, case and threshold options of a
 request make a light *variant* of that predictor which shares its network, cached (least
 recently used first out) so that repeated option sets cost nothing. Everything is
 guarded by one lock, so concurrent requests and Streamlit sessions can share a registry.
@@ -36,11 +36,11 @@ import numpy as np
 
 from ..charset import AnswerFilter, describe_symbols
 from ..errors import HcrError, InputError, UnknownNameError
-from ..line_recognizer import LineRecognizer
-from ..page import PrintedModel
-from ..predictor import Prediction, Predictor
+from ..reading.page import PrintedModel
 from ..preprocess import Preprocessed
-from ..reader import CrnnReader, Reader, ReadResult, split_charset
+from ..reading import CrnnReader, Reader, ReadResult, load_recognizer, split_charset
+from ..reading.char import Prediction, Predictor
+from ..reading.line import LineRecognizer
 
 #: Largest image accepted by the page and the API (bytes); the library's own limit is larger.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -190,17 +190,10 @@ class ModelRegistry:
     def loaded_model(self, name: str | None = None) -> Predictor | LineRecognizer:
         """The model ``name`` (default: the first), loaded on first use: a character
         classifier's :class:`Predictor` or a word/line model's :class:`LineRecognizer`."""
-        from ..backends import load_backend
-        from ..pretrained import is_pretrained_name
-
         entry = self.entry(name)
         with self._lock:
             if entry.name not in self._base:
-                backend = load_backend(entry.spec, shipped_runtime=True)
-                if backend.task == "sequence":
-                    self._base[entry.name] = LineRecognizer(backend)
-                else:
-                    self._base[entry.name] = Predictor.from_backend(backend, pretrained=entry.spec if is_pretrained_name(entry.spec) else None)
+                self._base[entry.name] = load_recognizer(entry.spec)
             return self._base[entry.name]
 
     def task(self, name: str | None = None) -> str:
@@ -242,7 +235,7 @@ class ModelRegistry:
         return variant
 
     def printed_model(self) -> PrintedModel:
-        """The shipped printed-or-handwritten model (:mod:`hcr.page`), loaded on first use
+        """The shipped printed-or-handwritten model (:mod:`hcr.reading.page`), loaded on first use
         and shared by every reader."""
         with self._lock:
             if self._printed is None:

@@ -1,6 +1,6 @@
 """Reading word and line images with a sequence (CTC) model, in any runtime hcr can load.
 
-:class:`LineRecognizer` runs a word/line network through a :class:`hcr.backends.Backend`:
+:class:`LineRecognizer` runs a word/line network through a :class:`hcr.runtime.base.Backend`:
 an hcr ``.pt`` file (PyTorch) or an exported ONNX, TorchScript, Keras, SavedModel or TFLite
 file, with the CTC alphabet, the :class:`~hcr.preprocess.LineSpec` and the column stride
 taken from the file's metadata. Decoding is :mod:`hcr.ctc` (numpy). This module imports
@@ -18,34 +18,20 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .backends import Backend, load_backend
-from .ctc import Decoded, decode, log_softmax
-from .errors import ModelFileError
-from .labels import CTCCodec
-from .lexicon import Lexicon
-from .preprocess import ImageInput, LineSpec, Preprocessed, preprocess_line
+from ..charset import parse_charset
+from ..ctc import Decoded, decode, log_softmax
+from ..errors import ModelFileError
+from ..labels import CTCCodec
+from ..lexicon import Lexicon
+from ..modelfile import DEFAULT_STRIDE, ModelMeta, columns, stride_of
+from ..preprocess import ImageInput, LineSpec, Preprocessed, preprocess_line
+from ..runtime import Backend, load_backend
 
-__all__ = ["LineRecognizer", "line_log_probs_with", "pad_lines", "stride_of", "width_batches"]
+__all__ = ["LineRecognizer", "line_log_probs_with", "pad_lines", "width_batches"]
 
 #: A line whose letters and digits are this share of one kind is read as that kind
 #: (:meth:`LineRecognizer.decode_in_context`).
 KIND_SHARE = 0.75
-#: Column stride of a CRNN built without a ``stride`` kwarg (every model file from before it);
-#: :data:`hcr.models.crnn.COLUMN_STRIDE` is this value.
-DEFAULT_STRIDE = 2
-
-
-def stride_of(model_kwargs: dict[str, Any]) -> int:
-    """Input pixels per output column of a CRNN built with ``model_kwargs``."""
-    return int(model_kwargs.get("stride", DEFAULT_STRIDE))
-
-
-def columns(width: int, stride: int = DEFAULT_STRIDE) -> int:
-    """Score columns T of a CRNN for an input ``width`` pixels wide (ceil-mode pooling);
-    also :func:`hcr.models.crnn.output_columns`."""
-    return (int(width) + stride - 1) // stride
-
-
 def width_batches(widths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
     """Index batches of lines of similar width (so little is padding), in random order
     when ``rng`` is given (with a little jitter in the sort, so batches vary by epoch)."""
@@ -87,16 +73,14 @@ def line_log_probs_with(run: Callable[[np.ndarray], np.ndarray], images: Sequenc
 class LineRecognizer:
     """A word/line model ready for inference: image in, :class:`hcr.ctc.Decoded` out.
 
-    ``backend`` is a sequence model in any runtime (:func:`hcr.backends.load_backend`).
+    ``backend`` is a sequence model in any runtime (:func:`hcr.runtime.load_backend`).
     ``beam_width`` (default greedy) and ``lexicon`` (a :class:`~hcr.lexicon.Lexicon`, a file
     or a list of words: each decoded word must be an entry) control the decoding;
-    ``charset`` (as for :class:`hcr.predictor.Predictor`: ``digits``, ``upper``, ... or the
+    ``charset`` (as for :class:`hcr.reading.char.Predictor`: ``digits``, ``upper``, ... or the
     allowed characters) removes the other classes from every column before decoding (the
     blank and the space stay allowed)."""
 
     def __init__(self, backend: Backend, *, beam_width: int | None = None, lexicon: Lexicon | str | os.PathLike[str] | Sequence[str] | None = None, charset: str | None = None, ignore_case: bool = False) -> None:
-        from .charset import parse_charset
-
         if backend.task != "sequence":
             raise ModelFileError(f"{backend.source}: a character classifier, not a word/line model (use hcr predict or hcr read without --engine crnn)")
         self.backend = backend
@@ -128,7 +112,7 @@ class LineRecognizer:
     @classmethod
     def from_network(cls, model: Any, codec: CTCCodec, spec: LineSpec, *, device: str = "cpu", **kw: Any) -> "LineRecognizer":
         """An in-memory PyTorch CRNN (``nn.Module``) with its codec and line spec."""
-        from .backends import ModelMeta, TorchBackend
+        from ..runtime.torch import TorchBackend
 
         meta = ModelMeta(task="sequence", preprocess=spec.to_dict(), codec=codec, model_name="crnn", model_kwargs={"stride": int(getattr(model, "column_stride", DEFAULT_STRIDE))})
         return cls(TorchBackend(model, meta, "<network>", device), **kw)
@@ -159,7 +143,7 @@ class LineRecognizer:
         :data:`KIND_SHARE` of the letters and digits read (two or more) are of one kind, the
         line decoded again with the other kind left out: a name is letters (``DUB015`` ->
         ``DUBOIS``), a date or an amount digits and punctuation. The same rule as the
-        segmentation engine's context (:mod:`hcr.reader`, step 5), for a whole line."""
+        segmentation engine's context (:mod:`hcr.reading.segmented`, step 5), for a whole line."""
         dec = self.decode(lp)
         if self.allowed is not None or self.lexicon is not None:
             return dec

@@ -1,21 +1,15 @@
-"""Training and evaluation loops. No argument parsing here: the CLI calls these.
+"""Training character classifiers. No argument parsing here: the CLI calls these.
 
-``fit(config, out_dir)`` writes into ``out_dir``:
-
-``best.pt``       the best model so far (by validation accuracy), ready for ``hcr predict``
-``last.pt``       the latest epoch plus optimizer/scheduler/RNG state, for ``--resume``
-``history.csv``   one row per epoch (also ``history.json``) and ``learning_curve.png``
-``config.yaml``   the resolved recipe
+``fit(config, out_dir)`` writes the run folder of :mod:`hcr.train.run` into ``out_dir``
+(``best.pt`` by validation accuracy, ready for ``hcr predict``) and calibrates the best
+model's softmax temperature on the validation split.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,26 +22,19 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from .amp import Precision
-from .augment import AugmentConfig, Augmenter
-from .backends import Backend, load_backend
-from .cache import cache_file, cached_arrays
-from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .data import Samples, get_source, split_indices
-from .distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
-from .errors import HcrError
-from .labels import LabelMap, remap_indices
-from .models import channels_last, count_parameters, create_model
-from .predictor import batched_logits, batched_probs, resolve_device
-from .preprocess import PreprocessSpec, preprocess_many
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
+from ..amp import Precision
+from ..augment import AugmentConfig, Augmenter
+from ..cache import cache_file, cached_arrays
+from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
+from ..config import TrainConfig
+from ..data import Samples, get_source, split_indices
+from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
+from ..errors import HcrError
+from ..labels import LabelMap, remap_indices
+from ..models import channels_last, count_parameters, create_model
+from ..preprocess import PreprocessSpec, preprocess_many
+from ..runtime.torch import batched_logits, batched_probs
+from .run import RunResult, scheduler, seed_everything, write_history
 
 # --------------------------------------------------------------------------- data
 
@@ -55,7 +42,7 @@ def seed_everything(seed: int) -> None:
 def _cache_path(samples: Samples, spec: PreprocessSpec) -> Path | None:
     if not isinstance(samples.images, np.ndarray):
         return None  # variable-size images (folders): cheap enough to redo
-    from . import preprocess as _pp
+    from .. import preprocess as _pp
 
     return cache_file(
         "preprocessed", json.dumps(spec.to_dict(), sort_keys=True), np.ascontiguousarray(samples.images).tobytes(),
@@ -90,7 +77,7 @@ class Split:
 
 def _add_synthetic(cfg: TrainConfig, spec: PreprocessSpec, train: Split, log: Callable[[str], None]) -> torch.Tensor | None:
     """Attach rendered copies to ``train`` and return the outlier inputs, as ``cfg`` asks."""
-    from .synthetic import outlier_inputs, rendered_copies
+    from ..synthetic import outlier_inputs, rendered_copies
 
     if cfg.render_fraction > 0:
         n = len(train.y)
@@ -185,14 +172,6 @@ def init_from_checkpoint(model: nn.Module, ckpt: Checkpoint, labels: LabelMap) -
     return sum(i >= 0 for i in mapping)
 
 
-def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.15, div_factor=20, final_div_factor=200)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=cfg.lr * 0.01)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-
-
 def _augmenter(cfg: TrainConfig) -> Augmenter | None:
     """The batch augmenter of a recipe; None when it would change nothing."""
     aug = AugmentConfig.preset(cfg.augment) if isinstance(cfg.augment, str) else AugmentConfig.from_dict(cfg.augment)
@@ -225,7 +204,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 def calibrate(ckpt: Checkpoint, val: Split, device: torch.device) -> dict[str, float]:
     """Fit ``ckpt.temperature`` on ``val``; returns the validation ECE before and after."""
-    from .metrics import calibration
+    from ..metrics import calibration
 
     model = channels_last(ckpt.build_model().to(device))
     logits = batched_logits(model, val.x, device=device)
@@ -240,40 +219,10 @@ def calibrate(ckpt: Checkpoint, val: Split, device: torch.device) -> dict[str, f
     return {"temperature": ckpt.temperature, "val_ece_before": round(before, 5), "val_ece_after": round(ece(ckpt.temperature), 5)}
 
 
-def calibrate_checkpoint(path: str | Path, *, data_dir: str | None = None, device: str = "auto", progress: bool = True) -> dict[str, float]:
-    """Re-create a model's validation split from its recipe, fit its temperature, save in place."""
-    ckpt = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ckpt.config)
-    if data_dir:
-        cfg.data_dir = data_dir
-    _, val, labels, _ = _train_val(cfg, ckpt.char_spec, progress)
-    if labels.symbols != ckpt.label_map.symbols:
-        raise HcrError(f"{path}: its recipe's data set no longer has the model's classes")
-    result = calibrate(ckpt, val, resolve_device(device))
-    ckpt.metrics.update(result)
-    save_checkpoint(ckpt, path)
-    return result
-
-
 @dataclass
-class FitResult:
-    best_path: Path
-    last_path: Path
-    history: list[dict[str, Any]]
+class FitResult(RunResult):
     best_val_acc: float
     rank: int = 0  # under torchrun: this process's rank (0 wrote the files)
-
-
-def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
-    from .report import atomic_write_text, plot_history
-
-    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(history[0]))
-    w.writeheader()
-    w.writerows(history)
-    atomic_write_text(out / "history.csv", buf.getvalue())
-    plot_history(history, out / "learning_curve.png")
 
 
 @dataclass
@@ -397,7 +346,7 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int) ->
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     # fused kernels: one update for all parameters instead of one per tensor
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    return opt, _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
+    return opt, scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
 
 
 def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> FitResult:
@@ -422,7 +371,7 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
     base: Checkpoint | None = None
     if cfg.finetune and state is None:
         # the architecture and preprocessing come from the model being fine-tuned
-        from .pretrained import resolve_model
+        from ..pretrained import resolve_model
 
         base = load_checkpoint(resolve_model(cfg.finetune))  # a model file or a shipped name (chars, ...)
         cfg = cfg.updated(model=base.model_name, model_kwargs=base.model_kwargs, preprocess=cfg.preprocess or base.char_spec.to_dict())
@@ -509,7 +458,7 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
                 **extra_train_state(precision, world, job),
             }
             save_checkpoint(snapshot(metrics, train_state), last_path)
-            _write_history(out, history)
+            write_history(out, history)
         log(
             f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['images_per_s']:.0f} img/s"
@@ -531,83 +480,4 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
 # --------------------------------------------------------------------------- evaluation
 
 
-_EMNIST_NAMES = {"byclass": "ByClass", "bymerge": "ByMerge", "balanced": "Balanced", "letters": "Letters", "digits": "Digits", "mnist": "MNIST"}
-
-
-def split_name(data: str, split: str) -> str:
-    """An honest short name for a split: "EMNIST ByClass subset (dev-val)" for the
-    development subsets, "MNIST official test set", "EMNIST ByClass official test split"."""
-    name = data.split(":")[0]
-    if name.startswith("emnist-") and name[7:] in _EMNIST_NAMES:
-        subset = _EMNIST_NAMES[name[7:]]
-        return f"EMNIST {subset} subset ({split})" if split.startswith("dev-") else f"EMNIST {subset} official {split} split"
-    if name == "mnist" and split == "test":
-        return "MNIST official test set"
-    return f"{data} ({split} split)"
-
-
-def describe_split(data: str, split: str, n: int) -> str:
-    """:func:`split_name` with the sample count, and a warning on development subsets."""
-    text = f"{split_name(data, split)}, {n:,} images"
-    if data.startswith("emnist-") and split.startswith("dev-"):
-        text += " — not the official EMNIST test set"
-    return text
-
-
-def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, data_options: dict[str, Any] | None = None, device: str = "auto", progress: bool = True, known_classes_only: bool = False, backend: Backend | None = None) -> dict[str, Any]:
-    """Evaluate a model file on a data split and write the full report into ``out_dir``
-    (``backend``: the file already loaded, e.g. to find its task).
-
-    Any classifier file :func:`hcr.backends.load_backend` reads is evaluated the same way:
-    hcr ``.pt``, exported ONNX / TorchScript / Keras / SavedModel / TFLite, imported Keras.
-
-    Every sample counts: images the preprocessing finds blank are answered "no character"
-    (an error), as ``hcr predict`` would answer them. With ``known_classes_only`` the samples
-    of classes the model does not have are left out (e.g. a digits model on the digits of
-    EMNIST ByClass), and the report says how many.
-    """
-    from .metrics import classification_report
-    from .report import write_evaluation_report
-
-    backend = backend or load_backend(model_path, device=device)  # any format; probabilities come from backend.probs
-    label_map, name = backend.label_map, backend.meta.model_name
-    src = get_source(data, data_dir, **(data_options or {}))
-    split = split or src.default_val_split or src.splits[-1]
-    samples = src.load(split)
-    n_all, dropped = len(samples), 0
-    if list(samples.label_map.symbols) != list(label_map.symbols):
-        mapping = np.array(remap_indices(samples.label_map, label_map))
-        if known_classes_only:
-            known = np.flatnonzero(mapping[samples.targets] >= 0)
-            if len(known) == 0:
-                raise HcrError(f"{data} ({split}) has no sample of a class the model knows")
-            dropped = len(samples) - len(known)
-            samples = samples.subset(known)
-        if (mapping[np.unique(samples.targets)] < 0).any():
-            missing = [samples.label_map[int(t)] for t in np.unique(samples.targets) if mapping[t] < 0]
-            raise HcrError(f"{data} has classes the model does not know: {missing[:10]} (evaluate on the known ones with --known-classes-only)")
-        targets = mapping[samples.targets]
-    else:
-        targets = samples.targets
-    x, _, blank = prepare(samples, backend.spec, progress=progress)
-    probs = np.full((len(x), len(label_map)), 0.0, np.float32)
-    if (~blank).any():
-        probs[~blank] = backend.probs(x[~blank])
-    # a blank answer is "no character": make it count as an error in every metric
-    probs[blank] = 1.0 / len(label_map)
-    rep = classification_report(targets, probs, label_map.symbols)
-    desc = describe_split(data, split, n_all)
-    if dropped:
-        desc += f"; only the {len(x):,} samples of classes the model knows ({dropped:,} others left out)"
-    rep.update({"data": data, "split": split, "data_description": desc, "blank_inputs": int(blank.sum()), "left_out_unknown_classes": dropped, "model_file": str(model_path), "model": name})
-    credits = [c for c in (getattr(src, "citation", ""), str(backend.meta.metrics.get("citation", ""))) if c]
-    write_evaluation_report(
-        Path(out_dir), rep, x, targets, probs, label_map.symbols,
-        title=f"{name} on {data} ({split})", data_description=desc,
-        model_description=f"{name} from {model_path} (trained on {backend.meta.metrics.get('train_source', '?')})",
-        credits=list(dict.fromkeys(credits)),
-    )
-    return rep
-
-
-__all__ = ["FitResult", "Split", "calibrate", "calibrate_checkpoint", "fit_temperature", "describe_split", "evaluate_checkpoint", "split_name", "evaluate_split", "fit", "init_from_checkpoint", "prepare", "seed_everything"]
+__all__ = ["FitResult", "Split", "build_optimizer", "calibrate", "evaluate_split", "fit", "fit_temperature", "init_from_checkpoint", "prepare", "train_epoch"]

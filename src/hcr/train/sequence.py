@@ -1,7 +1,7 @@
 """Words and lines with a CRNN and CTC: data preparation, training, evaluation, recognition.
 
 ``fit_sequence(config, out_dir)`` trains a :class:`hcr.models.crnn.CRNN` on line data sets
-(:mod:`hcr.data.lines`) and writes the same files as :func:`hcr.engine.fit` (``best.pt``,
+(:mod:`hcr.data.lines`) and writes the same files as :func:`hcr.train.classify.fit` (``best.pt``,
 ``last.pt`` with the state to resume, ``history.csv``/``.json``, ``learning_curve.png``,
 ``config.yaml``); the best epoch is the one with the lowest character error rate on the
 first data set's validation split.
@@ -31,30 +31,25 @@ import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
-from .amp import Precision
-from .backends import Backend, load_backend
-from .cache import cache_file, cached_arrays
-from .checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
-from .config import SequenceConfig
-from .ctc import Decoded, decode
-from .data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
-from .distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
-from .errors import HcrError
-from .labels import CTCCodec
-from .lexicon import Lexicon
-from .line_recognizer import (
-    LineRecognizer,
-    line_log_probs_with,
-    pad_lines,
-    width_batches,
-)
-from .metrics import error_rates, levenshtein
-from .models import count_parameters, create_model, model_task
-from .models.crnn import COLUMN_STRIDE, output_columns
-from .preprocess import LineSpec, preprocess_line
-from .typeset import Drawn
+from ..amp import Precision
+from ..cache import cache_file, cached_arrays
+from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
+from ..config import SequenceConfig
+from ..ctc import Decoded, decode
+from ..data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
+from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
+from ..errors import HcrError
+from ..labels import CTCCodec
+from ..lexicon import Lexicon
+from ..metrics import error_rates
+from ..models import count_parameters, create_model, model_task
+from ..models.crnn import COLUMN_STRIDE, output_columns
+from ..preprocess import LineSpec, preprocess_line
+from ..reading.line import line_log_probs_with, pad_lines, width_batches
+from ..typeset import Drawn
+from .run import RunResult, scheduler, seed_everything, write_history
 
-__all__ = ["LineSet", "LineRecognizer", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines", "width_batches"]  # LineRecognizer: from hcr.line_recognizer
+__all__ = ["LineSet", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines"]
 
 
 # --------------------------------------------------------------------------- data
@@ -116,7 +111,7 @@ def prepare_lines(samples: LineSamples | Callable[[], LineSamples], spec: LineSp
     function making them, called only when the cache misses, with ``key`` naming what it
     makes and ``code`` the source files that make it (synthetic lines: no rendering when
     they are cached). ``workers`` > 1 preprocesses (and renders) in that many processes."""
-    from . import preprocess as _pp
+    from .. import preprocess as _pp
 
     made: list[LineSamples] = []
 
@@ -204,10 +199,7 @@ def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts
 
 
 @dataclass
-class SequenceFit:
-    best_path: Path
-    last_path: Path
-    history: list[dict[str, Any]]
+class SequenceFit(RunResult):
     best_val_cer: float
     rank: int = 0  # under torchrun: this process's rank (0 wrote the files)
 
@@ -237,12 +229,6 @@ def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callabl
     return trains, vals
 
 
-def _scheduler(cfg: SequenceConfig, opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    from .engine import _scheduler as schedule
-
-    return schedule(cfg, opt, steps)  # type: ignore[arg-type]  # duck-typed: lr, schedule
-
-
 def evaluate_lines(model: nn.Module, lines: LineSet, codec: CTCCodec, device: torch.device, *, beam_width: int | None = None, lexicon: Lexicon | None = None) -> tuple[dict[str, float], list[Decoded]]:
     """Error rates of ``model`` on ``lines`` and the decoded results (greedy by default)."""
     decoded = [decode(lp, codec, beam_width=beam_width, lexicon=lexicon) for lp in line_log_probs(model, lines.images, device)]
@@ -251,7 +237,7 @@ def evaluate_lines(model: nn.Module, lines: LineSet, codec: CTCCodec, device: to
 
 def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> SequenceFit:
     """Train a sequence model; see the module docstring for what is written. Under
-    ``torchrun`` the processes train together as :func:`hcr.engine.fit` describes."""
+    ``torchrun`` the processes train together as :func:`hcr.train.classify.fit` describes."""
     with session(cfg.device, dist_backend) as (world, device):
         return _fit_sequence(cfg, Path(out_dir), world, device, resume=resume, progress=progress and world.is_main, log=world.log(log))
 
@@ -267,7 +253,7 @@ class _LineBatch:
 
 def _line_batch(train: LineSet, augment: bool, rng: np.random.Generator, b: _LineBatch) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """(padded inputs, widths, texts) of a batch, augmented with ``rng`` or the batch's seed."""
-    from .augment import augment_line
+    from ..augment import augment_line
 
     r = rng if b.seed is None else np.random.default_rng(b.seed)
     x, widths = collate([augment_line(train.images[i], r) if augment else train.images[i] for i in b.idx])
@@ -275,8 +261,6 @@ def _line_batch(train: LineSet, augment: bool, rng: np.random.Generator, b: _Lin
 
 
 def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.device, *, resume: bool, progress: bool, log: Callable[[str], None]) -> SequenceFit:
-    from .engine import _write_history, seed_everything
-
     last_path, best_path = out / "last.pt", out / "best.pt"
     state: dict[str, Any] | None = None
     last, job = resume_point(out, resume=resume, world=world, task="sequence", log=log)
@@ -299,7 +283,7 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
     codec = last.codec if last is not None else CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet)
     base: Checkpoint | None = None
     if cfg.finetune and state is None:
-        from .pretrained import resolve_model
+        from ..pretrained import resolve_model
 
         base = load_checkpoint(resolve_model(cfg.finetune))  # a model file or a shipped name (words)
         if base.task != "sequence":
@@ -320,7 +304,7 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = _scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
+    sched = scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
     rng = np.random.default_rng(cfg.seed)
     history: list[dict[str, Any]] = []
     best_cer, stale, start_epoch = math.inf, 0, 1
@@ -408,7 +392,7 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
                 "history": history, "best_cer": best_cer, "stale": stale, **extra_train_state(precision, world, job),
             }
             save_checkpoint(snapshot(metrics, train_state), last_path)
-            _write_history(out, history)
+            write_history(out, history)
         extra = "".join(f" | val{k} CER {row[f'val_cer_{k}']:.4f}" for k in range(1, len(vals)))
         log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{' *' if improved else ''}{extra} | {row['lines_per_s']:.0f} lines/s")
         if world.should_stop(cfg.early_stopping, stale):
@@ -446,53 +430,3 @@ def _init_from(model: nn.Module, base: Checkpoint, codec: CTCCodec) -> int:
 
 
 # --------------------------------------------------------------------------- inference
-
-
-def evaluate_sequence_checkpoint(model_path: str | Path, data: str, split: str | None, out_dir: str | Path, *, data_dir: str | None = None, device: str = "auto", beam_width: int | None = None, lexicon: str | os.PathLike[str] | None = None, progress: bool = True, worst: int = 24, backend: Backend | None = None) -> dict[str, Any]:
-    """Character and word error rates of a sequence model (an hcr file or an exported one, see
-    :class:`~hcr.line_recognizer.LineRecognizer`; ``backend``: the file already loaded) on a line data split, written to
-    ``out_dir``: ``report.md``, ``report.json``, ``results.tsv`` (every line: id, truth,
-    read, edit distance) and ``worst.png`` (the ``worst`` lines with the most errors)."""
-    from .report import atomic_write_text, plot_line_gallery
-
-    backend = backend or load_backend(str(model_path), device=device)
-    if backend.task != "sequence":
-        raise HcrError(f"{model_path}: a character classifier; evaluate it on a character data set (hcr evaluate MODEL --data emnist-byclass ...)")
-    rec = LineRecognizer(backend, beam_width=beam_width, lexicon=lexicon)
-    src = get_line_source(data, data_dir)
-    split = split or ("val" if not data.startswith("lines:") else "all")
-    samples = src.load(split)
-    lines = prepare_lines(samples, rec.spec, progress=progress)
-    codec = rec.codec
-    unknown = sorted({c for t in lines.texts for c in t if not codec.can_encode(c)})
-    lex = rec.lexicon
-    hyps = [rec.decode(lp).text for lp in rec.log_probs(lines.images)]
-    rates = error_rates(lines.texts, hyps)
-    dist = [levenshtein(r, h) for r, h in zip(lines.texts, hyps)]
-    desc = f"{samples.source}, {len(lines):,} lines" + (f" ({lines.blank_dropped} blank images left out)" if lines.blank_dropped else "")
-    rep = {
-        "model_file": str(model_path), "model": rec.backend.meta.model_name, "format": rec.backend.format, "data": data, "split": split, "data_description": desc,
-        "decoding": "greedy" if beam_width in (None, 1) and lex is None else f"beam search (width {beam_width or 16})" + (" with lexicon" if lex else ""),
-        **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in rates.items()},
-        "characters_outside_alphabet": "".join(unknown), "citation": samples.citation,
-    }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    order = sorted(range(len(lines)), key=lambda i: (-dist[i] / max(len(lines.texts[i]), 1), i))[:worst]
-    plot_line_gallery([lines.images[i] for i in order], [lines.texts[i] for i in order], [hyps[i] for i in order], out / "worst.png",
-                      title=f"worst {len(order)} lines by CER: {desc}")
-    atomic_write_text(out / "results.tsv", "id\ttruth\tread\tedits\n" + "".join(f"{lines.ids[i]}\t{lines.texts[i]}\t{hyps[i]}\t{dist[i]}\n" for i in range(len(lines))))
-    atomic_write_text(out / "report.json", json.dumps(rep, indent=1, ensure_ascii=False))
-    md = [
-        f"# {rec.backend.meta.model_name} on {data} ({split})", "", f"- data: {desc}", f"- model: {model_path}", f"- decoding: {rep['decoding']}",
-        f"- **CER {100 * rates['cer']:.2f}%** (case-insensitive {100 * rates['cer_ci']:.2f}%), WER {100 * rates['wer']:.2f}% "
-        f"(case-insensitive {100 * rates['wer_ci']:.2f}%), lines read exactly {100 * rates['line_acc']:.2f}%",
-        "- CER/WER: edit distance over the reference length, summed over all lines", "",
-        "![worst lines](worst.png)", "",
-    ]
-    if unknown:
-        md.append(f"Characters in the data the model cannot write (always errors): {''.join(unknown)!r}")
-    if samples.citation:
-        md.append(f"Data credit: {samples.citation}")
-    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
-    return rep

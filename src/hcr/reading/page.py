@@ -44,10 +44,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ModelFileError
-from .predictor import Predictor
-from .preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
-from .segment import FIELD_SPACING, Glyph, Layout, Line, glyph_crop, line_spaces, segment
+from ..errors import ModelFileError
+from ..preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
+from .char import Predictor
+from ..segment import FIELD_SPACING, Glyph, Layout, Line, glyph_crop, line_spaces, segment
 
 __all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "letter_spaced", "printed_runs", "trim_marks", "value_run", "wide_gaps"]
 
