@@ -195,7 +195,7 @@ def test_real_form_names_are_read_in_field_mode(real_data_dir: Path) -> None:
 
 
 def test_marks_a_space_apart_at_a_field_value_s_ends_are_trimmed() -> None:
-    from hcr.page import trim_marks
+    from hcr.reading.page import trim_marks
 
     def g(x: int, mark: str | None = None) -> Glyph:
         return Glyph(x, 0, np.ones((20, 10), bool), mark)
