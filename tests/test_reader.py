@@ -470,13 +470,13 @@ def test_cross_and_parenthesis_shapes() -> None:
 
 
 def _word(*probs: dict[str, float]) -> list:
-    from hcr.reader import _Char
+    from hcr.reading.segmented import _Char
 
     return [_Char(Glyph(10 * i, 0, np.ones((20, 8), bool)), dict(p)) for i, p in enumerate(probs)]
 
 
 def test_context_settles_kind_and_case_without_turning_a_letter_into_a_digit() -> None:
-    from hcr.reader import _apply_context
+    from hcr.reading.segmented import _apply_context
 
     # an upper-case name whose i is read lower case: the case step may only pick another
     # letter for it (I), never the digit 1 that is left once the lower-case letters go
