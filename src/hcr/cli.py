@@ -630,9 +630,7 @@ def cmd_read(args: argparse.Namespace) -> int:
                 print(f"    line {c.line + 1} word {c.word + 1}: {c.char!r} {c.confidence:.2f}{flag}  box {','.join(map(str, c.box))}"
                       + (f"  [{alts}]" if alts else ""))
         if out_dir is not None and result.error is None:
-            from .annotate import (
-                annotate_reading,  # OpenCV only: works on an inference-only install
-            )
+            from .annotate import annotate_reading  # OpenCV only: works on an inference-only install
 
             path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used, result.page))
             print(f"annotated: {path}", file=sys.stderr)

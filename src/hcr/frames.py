@@ -109,24 +109,24 @@ def border_clutter(mask: np.ndarray) -> np.ndarray | None:
     side = min(h, w)
     if max(h, w) < MIN_FRAMED_SIDE or not mask.any():
         return None
-    sides = _side_lines(mask)
-    if side < MIN_FRAMED_SIDE:
-        return sides
-    clutter = _edge_parts(mask)
-    if clutter is None or sides is None:
-        return clutter if sides is None else sides
-    return clutter | sides
+    labels, st = components(mask)  # once, for both kinds
+    found = [_side_lines(mask, labels, st)]
+    if side >= MIN_FRAMED_SIDE:
+        found.append(_edge_parts(mask, labels, st))
+    found = [f for f in found if f is not None]
+    return np.logical_or.reduce(found) if found else None
 
 
-def _side_lines(mask: np.ndarray) -> np.ndarray | None:
+def _side_lines(mask: np.ndarray, labels: np.ndarray, st: np.ndarray) -> np.ndarray | None:
     """Lines along the left and right edges that stand apart from everything else: where
-    a line or field crop cuts across a table rule or a box side. A part is one when it
-    reaches to within :data:`SIDE_MARGIN` pixels of the side, is thin (at most :data:`SIDE_THIN` of its height, or 3 pixels), at
-    least :data:`SIDE_TALL` of the image tall, and at least :data:`SIDE_APART` of its own
-    height away from all other ink: the first or last letter of a tight crop (an ``l``, an
-    ``I``) sits a letter's gap from its neighbour, not several heights."""
+    a line or field crop cuts across a table rule or a box side. A part (``labels`` and
+    ``st``: :func:`components` of ``mask``) is one when it reaches to within
+    :data:`SIDE_MARGIN` pixels of the side, is thin (at most :data:`SIDE_THIN` of its
+    height, or 3 pixels), at least :data:`SIDE_TALL` of the image tall, and at least
+    :data:`SIDE_APART` of its own height away from all other ink: the first or last letter
+    of a tight crop (an ``l``, an ``I``) sits a letter's gap from its neighbour, not
+    several heights."""
     h, w = mask.shape
-    labels, st = components(mask)
     x, ww, hh = st[:, 0], st[:, 2], st[:, 3]
     at_side = (x <= SIDE_MARGIN) | (x + ww >= w - SIDE_MARGIN)
     lines = np.flatnonzero(at_side & (ww <= np.maximum(3, SIDE_THIN * hh)) & (hh >= SIDE_TALL * h))
@@ -144,9 +144,9 @@ def _side_lines(mask: np.ndarray) -> np.ndarray | None:
     return np.isin(labels, np.asarray(keep, np.int64) + 1) if keep else None
 
 
-def _edge_parts(mask: np.ndarray) -> np.ndarray | None:
+def _edge_parts(mask: np.ndarray, labels: np.ndarray, st: np.ndarray) -> np.ndarray | None:
     """Parts (1) and (2) of :func:`border_clutter` on an image at least
-    :data:`MIN_FRAMED_SIDE` on both sides."""
+    :data:`MIN_FRAMED_SIDE` on both sides (``labels``, ``st``: its :func:`components`)."""
     h, w = mask.shape
     side = min(h, w)
     d = max(2, int(round(EDGE_BAND * side)))
@@ -156,7 +156,6 @@ def _edge_parts(mask: np.ndarray) -> np.ndarray | None:
     rows[:d] = rows[-d:] = True
     cols = np.zeros((h, w), bool)
     cols[:, :d] = cols[:, -d:] = True
-    labels, st = components(mask)
     in_band = np.bincount(labels[(rows | cols) & mask], minlength=len(st) + 1)[1:]
     span = np.maximum(st[:, 2], st[:, 3])
     edge = (in_band >= EDGE_SHARE * st[:, 4]) & (span >= EDGE_SPAN * side)

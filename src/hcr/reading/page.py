@@ -28,9 +28,10 @@ and which line is a field's value. Both reading engines (:mod:`hcr.reader`) star
 4. **Field** (``field=True``): the value of a field crop is the one handwritten line that
    fills it: the most handwritten ink, weighed by how central the line sits; a line whose
    characters are cut by the crop's top or bottom edge (they touch it, and are shorter than
-   the tallest line's) is a neighbouring row, a quarter as likely (:func:`field_line`). Within that line, the value is its run of handwriting with
-   the most ink (:func:`value_run`): a label separates it from whatever is left of it.
-   Marks a space apart at the value's ends are specks, not part of it (:func:`trim_marks`).
+   the tallest line's) is a neighbouring row, a quarter as likely (:func:`field_line`).
+   Within that line, the value is its run of handwriting with the most ink
+   (:func:`value_run`): a label separates it from whatever is left of it. Marks a space
+   apart at the value's ends are specks, not part of it (:func:`trim_marks`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ import numpy as np
 
 from ..errors import ModelFileError
 from ..preprocess import InkMap, Preprocessed, PreprocessSpec, find_ink, preprocess
-from .char import Predictor
 from ..segment import FIELD_SPACING, Glyph, Layout, Line, glyph_crop, line_spaces, segment
+from .char import Predictor
 
 __all__ = ["PRINTED_MODEL", "Page", "PageLine", "PrintedModel", "analyse", "field_line", "letter_spaced", "printed_runs", "trim_marks", "value_run", "wide_gaps"]
 
