@@ -172,6 +172,19 @@ class _Char:
         return max(self.probs.items(), key=lambda kv: kv[1])
 
 
+def _whole_score(c: _Char, r: float) -> float:
+    """Step 4's score of one character ``r`` typical characters wide: its log-confidence,
+    less :data:`WIDTH_PENALTY` per typical character beyond :data:`WIDE`."""
+    return math.log(max(c.best[1], 1e-9)) - WIDTH_PENALTY * max(0.0, r - WIDE)
+
+
+def _pieces_score(a: _Char, b: _Char, r: float) -> float:
+    """Step 4's score of two pieces ``r`` typical characters wide together: their mean
+    log-confidence, less :data:`WIDTH_PENALTY` per typical character short of
+    :data:`NARROW`."""
+    return 0.5 * (math.log(max(a.best[1], 1e-9)) + math.log(max(b.best[1], 1e-9))) - WIDTH_PENALTY * max(0.0, NARROW - r)
+
+
 def _restrict(c: _Char, keep: Any) -> None:
     """Limit ``c``'s answers to those passing ``keep`` (renormalised, like a charset) unless
     the others are more than ``1 / CONTEXT_PRIOR`` times as likely together."""
@@ -348,9 +361,7 @@ class Reader(PageReading):
                 continue
             a, b = chars[k], chars[k + 1]
             r = whole.glyph.w / typical
-            score_pieces = 0.5 * (math.log(max(a.best[1], 1e-9)) + math.log(max(b.best[1], 1e-9))) - WIDTH_PENALTY * max(0.0, NARROW - r)
-            score_whole = math.log(max(whole.best[1], 1e-9)) - WIDTH_PENALTY * max(0.0, r - WIDE)
-            if score_whole > score_pieces + SPLIT_MARGIN:
+            if _whole_score(whole, r) > _pieces_score(a, b, r) + SPLIT_MARGIN:
                 whole.printed = a.printed
                 joined[k] = whole
         if not joined:
@@ -390,13 +401,13 @@ class Reader(PageReading):
             for k, cuts in todo:
                 whole = chars[k]
                 r = whole.glyph.w / typical
-                score_whole = math.log(max(whole.best[1], 1e-9)) - WIDTH_PENALTY * max(0.0, r - WIDE)
+                score_whole = _whole_score(whole, r)
                 best_score, best_pair = -math.inf, None
                 for _pair in cuts:
                     a, b = next(answers), next(answers)
                     if a is None or b is None:
                         continue
-                    score = 0.5 * (math.log(max(a.best[1], 1e-9)) + math.log(max(b.best[1], 1e-9))) - WIDTH_PENALTY * max(0.0, NARROW - r)
+                    score = _pieces_score(a, b, r)
                     if score > best_score:
                         best_score, best_pair = score, [a, b]
                 if best_pair is not None and best_score > score_whole + SPLIT_MARGIN:
