@@ -49,7 +49,8 @@ def _rates_line(name: str, r: dict[str, float]) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from hcr.data.lines import DHSD_CITATION, SyntheticLines, get_line_source
+    from hcr.data import get_line_source
+    from hcr.data.lines import DHSD_CITATION
     from hcr.lexicon import Lexicon
     from hcr.metrics import error_rates
     from hcr.reading.line import LineRecognizer
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     figures["dhsd_val"] = {"writers": writers, "greedy": greedy, "beam": beam, "lexicon": lex}
 
     # 2. synthetic lines of EMNIST dev-val glyphs
-    synth = SyntheticLines(args.data, args.data_dir, count=0, val_count=args.lines, seed=args.seed)
+    synth = get_line_source(f"synth:{args.data}", args.data_dir, count=0, val_count=args.lines, seed=args.seed)
     lines = synth.load("val")
     got = read_all(lines.images, rec)
     syn = error_rates(lines.texts, got)

@@ -86,7 +86,7 @@ def fields(folder: Path, engine: str, limit: int, charset: str | None = None) ->
 
 def dhsd(data_dir: Path, model: str) -> dict[str, Any]:
     """CER of ``model`` on DHSD's held-out writers (the split the words recipes hold out)."""
-    from hcr.data.lines import get_line_source
+    from hcr.data import get_line_source
     from hcr.metrics import error_rates
     from hcr.reading.line import LineRecognizer
     from hcr.train.sequence import prepare_lines

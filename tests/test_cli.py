@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -87,6 +88,38 @@ def test_data_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     names = {line.split()[0] for line in out.splitlines() if line.strip()}
     assert {"mnist", "emnist-byclass", "emnist-letters", "az-csv", "folder", "digits"} <= names
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+
+def _choices(parser: argparse.ArgumentParser, command: str, option: str) -> tuple[str, ...]:
+    return tuple(next(a for a in _subparser(parser, command)._actions if option in a.option_strings).choices)
+
+
+def test_cli_choices_come_from_the_registries() -> None:
+    """Adding a preset, precision, engine, export format or data source to its table
+    reaches the CLI without editing cli.py."""
+    from hcr.augment import PRESET_NAMES
+    from hcr.cli import build_parser
+    from hcr.config import PRECISIONS
+    from hcr.data import LINE_SOURCES, SOURCES
+    from hcr.distributed import BACKENDS
+    from hcr.models import list_models
+    from hcr.reading import ENGINES
+    from hcr.runtime import EXPORT_FORMATS, QUANTIZE
+
+    ap = build_parser()
+    assert _choices(ap, "train", "--augment") == PRESET_NAMES
+    assert _choices(ap, "train", "--precision") == PRECISIONS
+    assert _choices(ap, "train", "--dist-backend") == BACKENDS
+    assert tuple(_choices(ap, "train", "--model")) == tuple(list_models())
+    assert _choices(ap, "export", "--format") == EXPORT_FORMATS
+    assert _choices(ap, "export", "--quantize") == QUANTIZE
+    assert _choices(ap, "read", "--engine") == ENGINES
+    text = next(a for a in _subparser(_subparser(ap, "data"), "info")._actions if a.dest == "name").help
+    assert all(name in text for name in SOURCES) and all(usage in text for _, usage, _ in LINE_SOURCES.values())
 
 
 def test_data_info_digits_prints_class_counts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,8 +16,8 @@ from hcr.checkpoint import load_checkpoint, save_checkpoint
 from hcr.cli import main
 from hcr.compose import GlyphPool, compose
 from hcr.config import SequenceConfig, load_config
-from hcr.data import get_source
-from hcr.data.lines import LineFolder, get_line_source
+from hcr.data import get_line_source, get_source
+from hcr.data.lines import LineFolder
 from hcr.errors import DataError, HcrError, ModelFileError
 from hcr.labels import CTCCodec
 from hcr.metrics import error_rates

@@ -152,7 +152,8 @@ def test_a_typeset_line_renders_the_same_on_demand(font_file: Path) -> None:
 
 
 def test_font_lines_hold_out_whole_font_packages(fake_fonts: Path) -> None:
-    from hcr.data.lines import fonts_of_split, get_line_source
+    from hcr.data import get_line_source
+    from hcr.data.lines import fonts_of_split
 
     F.fetch_fonts(progress=False)
     train = {f.package.name for f in fonts_of_split("handwriting", "train", val_fraction=0.34)}

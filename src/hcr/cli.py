@@ -66,15 +66,20 @@ def _pretrained_names() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .charset import NAMED_CHARSETS
+    from .config import PRECISIONS
     from .data import LINE_SOURCES, SOURCES
     from .pretrained import DEFAULT_MODEL
+    from .reading import ENGINES
 
     try:
+        from .augment import PRESET_NAMES
+        from .distributed import BACKENDS as DIST_BACKENDS
         from .models import list_models
 
         model_names: list[str] | None = list_models()
+        presets: tuple[str, ...] | None = PRESET_NAMES
     except ImportError:  # an inference-only install (no torch, docs/export.md): predict works, train does not
-        model_names = None
+        model_names, presets, DIST_BACKENDS = None, None, ("auto",)
 
     ap = argparse.ArgumentParser(prog="hcr", description="Handwritten character recognition.")
     ap.add_argument("--version", action="version", version=f"hcr {__version__}")
@@ -85,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True)
     dsub.add_parser("list", help="the data sets hcr knows")
     info = dsub.add_parser("info", help="files, splits and class counts of a data set")
-    info.add_argument("name", help=f"one of: {', '.join(SOURCES)} (NAME:PATH for csv/folder), or a word/line data set: {', '.join(LINE_SOURCES)}")
+    info.add_argument("name", help=f"one of: {', '.join(SOURCES)} (NAME:PATH for csv/folder), or a word/line data set: {', '.join(usage for _, usage, _ in LINE_SOURCES.values())}")
     info.add_argument("--split", help="split to count (default: every split available locally)")
     _add_data_dir(info)
     dl = dsub.add_parser("download", help="fetch and verify a data set's files")
@@ -94,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv = dsub.add_parser("preview", help="write a PNG grid of model inputs")
     pv.add_argument("name")
     pv.add_argument("--split", help="split to preview (default: the first)")
-    pv.add_argument("--augment", nargs="?", const="default", help="show augmented inputs (preset: light, default, strong)")
+    pv.add_argument("--augment", nargs="?", const="default", choices=presets, help="show augmented inputs with a preset (default: default)")
     pv.add_argument("-n", type=int, default=60, help="number of images (default 60)")
     pv.add_argument("--seed", type=int, default=0)
     pv.add_argument("--out", default="preview.png", help="output PNG (default preview.png)")
@@ -112,14 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--train-split")
     tr.add_argument("--val-split", help="held-out split for validation (default: a seeded part of train)")
     tr.add_argument("--max-train-samples", type=int, help="train on a seeded subset (quick runs)")
-    tr.add_argument("--augment", help="augmentation preset: none, light, default, strong")
+    tr.add_argument("--augment", choices=presets, help="augmentation preset")
     tr.add_argument("--early-stopping", type=int, metavar="PATIENCE")
     tr.add_argument("--finetune", metavar="CHECKPOINT", help="start from a model file (its label set may differ)")
     tr.add_argument("--device", help="auto, cpu, cuda or cuda:N (under torchrun: auto/cuda give each process cuda:LOCAL_RANK)")
     tr.add_argument("--seed", type=int)
-    tr.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="fp32 (default); bf16 or fp16 autocast for the forward pass (fp16: GPU only)")
+    tr.add_argument("--precision", choices=PRECISIONS, help="fp32 (default); bf16 or fp16 autocast for the forward pass (fp16: GPU only)")
     tr.add_argument("--loader-workers", type=int, metavar="N", help="processes that build and augment batches ahead of the training step (default 0: in the training process)")
-    tr.add_argument("--dist-backend", choices=("auto", "gloo", "nccl"), default="auto",
+    tr.add_argument("--dist-backend", choices=DIST_BACKENDS, default="auto",
                     help="under torchrun: the process group's backend (auto: nccl on GPUs, gloo on the CPU)")
     tr.add_argument("--out", required=True, help="run folder (best.pt, last.pt, history, curves); under torchrun rank 0 writes it")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (torchrun's own restarts continue by themselves)")
@@ -144,13 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--no-progress", action="store_true")
     _add_data_dir(ca)
 
-    from .runtime import EXPORT_FORMATS
+    from .runtime import EXPORT_FORMATS, QUANTIZE
 
     ex = sub.add_parser("export", help="write a model's network as ONNX, TorchScript, Keras, TensorFlow SavedModel or TFLite (metadata inside the file), checked against PyTorch")
     ex.add_argument("model", help="hcr model file (.pt) or a pretrained name")
     ex.add_argument("--format", "-f", required=True, choices=EXPORT_FORMATS)
     ex.add_argument("--out", "-o", help="output file (a folder for tf-savedmodel; default: beside the model, e.g. best.onnx)")
-    ex.add_argument("--quantize", choices=["int8"], help="onnx only: int8 weights and activations (smaller and faster; the accuracy change is reported)")
+    ex.add_argument("--quantize", choices=QUANTIZE, help="onnx only: int8 weights and activations (smaller and faster; the accuracy change is reported)")
     ex.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch on 512 real inputs")
 
     ki = sub.add_parser("import-keras", help="use a Keras classifier (.h5/.keras, e.g. a 28x28x1 MNIST notebook model) with hcr: checks it and writes MODEL.hcr.json beside it")
@@ -184,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rd = sub.add_parser("read", help="read lines, fields or pages: separately written characters (segment) or joined-up writing (crnn)")
     rd.add_argument("inputs", nargs="*", help="image files, PDFs, folders or glob patterns (quoted: 'scans/**/*.png'); every page of a PDF or multi-page TIFF is read")
-    rd.add_argument("--engine", choices=("segment", "crnn"), default="segment",
+    rd.add_argument("--engine", choices=ENGINES, default="segment",
                     help="segment: cut characters apart and classify each (codes, forms, printed-style writing; default); "
                          "crnn: whole lines through the word/line model (joined-up and cursive writing)")
     rd.add_argument("--model", "-m", metavar="NAME|PATH", default=None,
@@ -245,13 +250,11 @@ def cmd_data(args: argparse.Namespace) -> int:
         for name, (_, desc) in D.SOURCES.items():
             print(f"{name:16s} {desc}")
         print("\nword/line data sets (hcr train with task: sequence):")
-        for name, desc in D.LINE_SOURCES.items():
-            print(f"{name:16s} {desc}")
+        for _, usage, desc in D.LINE_SOURCES.values():
+            print(f"{usage:16s} {desc}")
         return 0
     if args.data_command == "info" and D.is_line_source(args.name):
-        from .data.lines import describe_line_source
-
-        print("\n".join(describe_line_source(args.name, args.data_dir, args.split)))
+        print("\n".join(D.describe_line_source(args.name, args.data_dir, args.split)))
         return 0
     src = D.get_source(args.name, args.data_dir, **_data_options(args.data_opt))
     if args.data_command == "download":
@@ -360,7 +363,7 @@ def _sequence_recipe(cfg: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import SequenceConfig, TrainConfig, load_config
+    from .config import TrainConfig, load_config
 
     cfg = load_config(args.config) if args.config else TrainConfig()
     if args.resume and not args.config and (Path(args.out) / "config.yaml").exists():
@@ -552,7 +555,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{where}: {p.label}  {p.confidence:.2f}{flag}" + (f"   [{alts}]" if alts else ""))
     model_name = predictor.meta.get("pretrained") or args.model
     if args.annotate:
-        from .report import annotate_predictions
+        from .annotate.predictions import annotate_predictions
 
         title = f"hcr predict: model {model_name}" + (f", {predictor.answer_filter.describe()}" if predictor.answer_filter.active else "")
         print(f"annotated: {annotate_predictions(preds, Path(args.annotate), title=title)}", file=sys.stderr)
@@ -630,7 +633,8 @@ def cmd_read(args: argparse.Namespace) -> int:
                 print(f"    line {c.line + 1} word {c.word + 1}: {c.char!r} {c.confidence:.2f}{flag}  box {','.join(map(str, c.box))}"
                       + (f"  [{alts}]" if alts else ""))
         if out_dir is not None and result.error is None:
-            from .annotate import annotate_reading  # OpenCV only: works on an inference-only install
+            # OpenCV only: works on an inference-only install
+            from .annotate import annotate_reading
 
             path = annotate_reading(result, _annotation_path(out_dir, result.file, i, used, result.page))
             print(f"annotated: {path}", file=sys.stderr)

@@ -47,7 +47,7 @@ from torch import nn
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import HcrError
 from .modelfile import ModelMeta, commit, remove_path, temp_sibling
-from .runtime import EXPORT_FORMATS, FORMATS, Backend, load_backend, sniff_format
+from .runtime import EXPORT_FORMATS, FORMATS, QUANTIZE, Backend, load_backend, sniff_format
 from .runtime.torch import TorchBackend
 
 #: Largest absolute probability difference allowed between PyTorch and an export (the
@@ -200,8 +200,8 @@ def export_model(
     """
     if fmt not in EXPORT_FORMATS:
         raise HcrError(f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
-    if quantize not in (None, "int8"):
-        raise HcrError(f"unknown quantisation {quantize!r}; the one offered is int8")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise HcrError(f"unknown quantisation {quantize!r}; choose one of: {', '.join(QUANTIZE)}")
     if quantize and fmt != "onnx":
         raise HcrError("int8 quantisation is offered for ONNX exports only (--format onnx)")
     row = FORMATS[fmt]

@@ -43,7 +43,7 @@ import numpy as np
 from ..errors import DataError, InputError, UnknownNameError
 from ..preprocess import ImageInput, load_image
 from ..typeset import Drawn, TypesetLine
-from .base import resolve_data_dir
+from .base import DataSource, resolve_data_dir
 
 DHSD_CITATION = (
     "DHSD (German Handwriting Street-name Dataset): N. Riaz, S. Saifullah, S. Agne, A. Dengel, S. Ahmed (DFKI), "
@@ -169,8 +169,9 @@ class LineFolder:
 class SyntheticLines:
     """Lines composed from a character data set's glyphs (see the module docstring)."""
 
-    def __init__(self, data: str, data_dir: str | Path | None = None, *, count: int = 4000, val_count: int = 600, seed: int = 0, random_text: float = 0.5, styles: bool = True, train_styles: bool = True, max_words: int = 4) -> None:
-        self.data, self.data_dir = data, data_dir
+    def __init__(self, data: str, source: DataSource, *, count: int = 4000, val_count: int = 600, seed: int = 0, random_text: float = 0.5, styles: bool = True, train_styles: bool = True, max_words: int = 4) -> None:
+        """``source``: the character data set named ``data`` (``get_line_source("synth:DATA")`` builds it)."""
+        self.data, self.source = data, source
         self.count, self.val_count, self.seed, self.random_text, self.styles = count, val_count, seed, random_text, styles
         self.train_styles, self.max_words = train_styles, max_words
         self.name = f"synth:{data}"
@@ -191,11 +192,10 @@ class SyntheticLines:
     def load(self, split: str = "train") -> LineSamples:
         from ..compose import KINDS, GlyphPool, compose, make_text, random_text
         from ..render import STYLES, render_line
-        from . import get_source
 
         if split not in ("train", "val"):
             raise UnknownNameError("split", split, ["train", "val"])
-        src = get_source(self.data, self.data_dir)
+        src = self.source
         self.citation = getattr(src, "citation", "")
         char_split = src.default_train_split if split == "train" else _held_out_split(src)
         samples = src.load(char_split)
@@ -295,28 +295,12 @@ def _held_out_split(src: Any) -> str:
     raise DataError(f"{src.name}: no held-out split for validation lines (has {splits})")
 
 
-def get_line_source(spec: str, data_dir: str | Path | None = None, **options: Any) -> LineFolder | SyntheticLines | FontLines:
-    """``lines:PATH``, ``dhsd``, ``fonts:KIND`` or ``synth:DATA`` (see the module docstring)."""
-    name, _, path = spec.partition(":")
-    try:
-        if name == "lines":
-            if not path:
-                raise DataError("lines:PATH needs the folder holding labels.tsv")
-            return LineFolder(path, **options)
-        if name == "dhsd":
-            folder = resolve_data_dir(data_dir) / "words" / "dhsd"
-            if not (folder / "labels.tsv").is_file():
-                raise DataError(f"DHSD not found in {folder} (point --data-dir / HCR_DATA_DIR at the folder holding words/dhsd). {DHSD_SOURCE}")
-            return LineFolder(folder, citation=DHSD_CITATION, name="dhsd", **options)
-        if name == "fonts":
-            return FontLines(path or "handwriting", **options)
-        if name == "synth":
-            if not path:
-                raise DataError("synth:DATA needs a character data set, e.g. synth:emnist-byclass")
-            return SyntheticLines(path, data_dir, **options)
-    except TypeError as e:
-        raise DataError(f"line data {spec!r} does not take the option(s) {sorted(options)}: {e}") from None
-    raise UnknownNameError("line data set", spec, ["lines:PATH", "dhsd", "fonts:KIND", "synth:DATA"])
+def dhsd_source(data_dir: str | Path | None = None, **options: Any) -> LineFolder:
+    """DHSD as placed in ``DATA_DIR/words/dhsd`` (a clear error when it is not there)."""
+    folder = resolve_data_dir(data_dir) / "words" / "dhsd"
+    if not (folder / "labels.tsv").is_file():
+        raise DataError(f"DHSD not found in {folder} (point --data-dir / HCR_DATA_DIR at the folder holding words/dhsd). {DHSD_SOURCE}")
+    return LineFolder(folder, citation=DHSD_CITATION, name="dhsd", **options)
 
 
 #: Where DHSD comes from, for ``hcr data info dhsd`` and the error when it is missing.
@@ -326,20 +310,15 @@ DHSD_SOURCE = (
 )
 
 
-def describe_line_source(spec: str, data_dir: str | Path | None = None, split: str | None = None) -> list[str]:
-    """The lines ``hcr data info`` prints for a word/line data set: its credit, where it
-    comes from, and, for a folder on disk, the lines, writers and characters of each split.
-    Generated sets are described, not generated (that can take minutes)."""
-    name = spec.partition(":")[0]
+def describe_lines(spec: str, src: LineFolder | SyntheticLines | FontLines, split: str | None = None) -> list[str]:
+    """The lines ``hcr data info`` prints for the word/line data set ``src`` (named ``spec``):
+    its credit, where it comes from, and, for a folder on disk, the lines, writers and
+    characters of each split. Generated sets are described, not generated (that can take
+    minutes)."""
     out = [spec]
-    try:
-        src = get_line_source(spec, data_dir)
-    except DataError as e:
-        out.append(f"  not available locally: {str(e).splitlines()[0]}")
-        return out
     if getattr(src, "citation", ""):
         out.append(f"  credit: {src.citation}")
-    if name == "dhsd":
+    if spec.partition(":")[0] == "dhsd":
         out.append(f"  where from: {DHSD_SOURCE}")
     out.append(f"  splits: {', '.join(LINE_SPLITS)}")
     if not isinstance(src, LineFolder):

@@ -137,8 +137,8 @@ def _on_paper(ink: np.ndarray, body: float, rng: np.random.Generator) -> np.ndar
 def _handwritten_lines(split: str, n: int, seed: int, data_dir: str | Path | None) -> Iterator[np.ndarray]:
     from ..compose import KINDS, GlyphPool, compose, make_text
     from ..preprocess import find_ink
-    from . import get_source
-    from .lines import _held_out_split, get_line_source
+    from . import get_line_source, get_source
+    from .lines import _held_out_split
 
     dhsd = get_line_source("dhsd", data_dir, seed=seed).load("train" if split == "train" else "val")
     emnist = get_source("emnist-byclass", data_dir)

@@ -122,6 +122,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
 
 #: The export formats (``hcr export --format``): the rows with a writer.
 EXPORT_FORMATS = tuple(n for n, f in FORMATS.items() if f.writer)
+#: Quantisations ``hcr export --quantize`` offers (ONNX exports only: :func:`hcr.runtime.onnx.quantize_onnx`).
+QUANTIZE = ("int8",)
 
 
 def sniff_format(path: str | os.PathLike[str]) -> str:
@@ -201,4 +203,4 @@ def load_backend(model: str | os.PathLike[str] | None = None, *, device: str = "
     return row.load_class()(path, read_sidecar(path), **options)  # type: ignore[call-arg]
 
 
-__all__ = ["EXPORT_FORMATS", "FORMATS", "RUNTIME_ENV", "Backend", "Format", "load_backend", "sniff_format"]
+__all__ = ["EXPORT_FORMATS", "FORMATS", "QUANTIZE", "RUNTIME_ENV", "Backend", "Format", "load_backend", "sniff_format"]

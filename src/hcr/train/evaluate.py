@@ -13,8 +13,7 @@ import numpy as np
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import TrainConfig
-from ..data import get_source
-from ..data.lines import get_line_source
+from ..data import get_line_source, get_source
 from ..errors import HcrError
 from ..labels import remap_indices
 from ..metrics import error_rates, levenshtein

@@ -36,7 +36,8 @@ from ..cache import cache_file, cached_arrays
 from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
 from ..config import SequenceConfig
 from ..ctc import Decoded, decode
-from ..data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
+from ..data import get_line_source
+from ..data.lines import FontLines, LineSamples, SyntheticLines
 from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
 from ..errors import HcrError
 from ..labels import CTCCodec

@@ -36,11 +36,11 @@ import numpy as np
 
 from ..charset import AnswerFilter, describe_symbols
 from ..errors import HcrError, InputError, UnknownNameError
-from ..reading.page import PrintedModel
 from ..preprocess import Preprocessed
 from ..reading import CrnnReader, Reader, ReadResult, load_recognizer, split_charset
 from ..reading.char import Prediction, Predictor
 from ..reading.line import LineRecognizer
+from ..reading.page import PrintedModel
 
 #: Largest image accepted by the page and the API (bytes); the library's own limit is larger.
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -282,10 +282,10 @@ class ModelRegistry:
 def stage_images(pre: Preprocessed, side: int = 112) -> list[tuple[str, np.ndarray]]:
     """The preprocessing stages of ``pre`` (made with ``stages=True``) as ``(title, uint8
     image)`` in processing order, each fitted into ``side`` x ``side`` pixels for display (the
-    28x28 model input enlarged with square pixels; :func:`hcr.report._fit_thumb`)."""
-    from ..report import _fit_thumb
+    28x28 model input enlarged with square pixels; :func:`hcr.annotate.thumbs.fit_thumb`)."""
+    from ..annotate.thumbs import fit_thumb
 
-    return [(title, _fit_thumb(pre.stages[key], side)[0]) for key, title in STAGE_TITLES.items() if key in pre.stages]
+    return [(title, fit_thumb(pre.stages[key], side)[0]) for key, title in STAGE_TITLES.items() if key in pre.stages]
 
 
 def annotated_reading_png(result: ReadResult) -> bytes:

@@ -1,7 +1,7 @@
 """Annotated readings: the image read, each character's box and answer drawn on it, and a
 box around each line read (``hcr read --annotate``, the web page's text view).
 
-Labels are placed by :func:`layout_labels`, a small pure function: each label goes above its
+Labels are placed by :func:`label_layout`, a small pure function: each label goes above its
 character, else below it, else one more label height further out, alternating, so no two
 labels overlap and none covers another character when there is room; the image grows a
 margin where labels fall outside it. Needs only OpenCV and NumPy (no matplotlib), so it
@@ -213,7 +213,7 @@ def annotate_reading(result: ReadingLike, path: Path | str, *, max_side: int = 2
     (:func:`label_layout`); the image grows a light margin where they fall outside it.
     Images larger than ``max_side`` are scaled down. Written atomically as a PNG; returns
     ``path``. (Answers are drawn with OpenCV's ASCII font.)"""
-    from .modelfile import write_atomic
+    from ..modelfile import write_atomic
 
     data = reading_png(result, max_side=max_side)
     path = Path(path)
