@@ -73,13 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     try:
         from .augment import PRESET_NAMES
-        from .distributed import BACKENDS as DIST_BACKENDS
+        from .distributed import BACKENDS
         from .models import list_models
 
         model_names: list[str] | None = list_models()
         presets: tuple[str, ...] | None = PRESET_NAMES
+        dist_backends: tuple[str, ...] = BACKENDS
     except ImportError:  # an inference-only install (no torch, docs/export.md): predict works, train does not
-        model_names, presets, DIST_BACKENDS = None, None, ("auto",)
+        model_names, presets, dist_backends = None, None, ("auto",)
 
     ap = argparse.ArgumentParser(prog="hcr", description="Handwritten character recognition.")
     ap.add_argument("--version", action="version", version=f"hcr {__version__}")
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--precision", choices=PRECISIONS, help="fp32 (default); bf16 or fp16 autocast for the forward pass (fp16: GPU only)")
     tr.add_argument("--loader-workers", type=int, metavar="N", help="processes that build and augment batches ahead of the training step (default 0: in the training process)")
-    tr.add_argument("--dist-backend", choices=DIST_BACKENDS, default="auto",
+    tr.add_argument("--dist-backend", choices=dist_backends, default="auto",
                     help="under torchrun: the process group's backend (auto: nccl on GPUs, gloo on the CPU)")
     tr.add_argument("--out", required=True, help="run folder (best.pt, last.pt, history, curves); under torchrun rank 0 writes it")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (torchrun's own restarts continue by themselves)")

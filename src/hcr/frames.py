@@ -110,10 +110,8 @@ def border_clutter(mask: np.ndarray) -> np.ndarray | None:
     if max(h, w) < MIN_FRAMED_SIDE or not mask.any():
         return None
     labels, st = components(mask)  # once, for both kinds
-    found = [_side_lines(mask, labels, st)]
-    if side >= MIN_FRAMED_SIDE:
-        found.append(_edge_parts(mask, labels, st))
-    found = [f for f in found if f is not None]
+    parts = [_side_lines(mask, labels, st), _edge_parts(mask, labels, st) if side >= MIN_FRAMED_SIDE else None]
+    found = [f for f in parts if f is not None]
     return np.logical_or.reduce(found) if found else None
 
 

@@ -94,7 +94,8 @@ class Format:
     tolerance: float = 1e-4
     threads: bool = False
 
-    def load_class(self) -> type[Backend]:
+    def load_class(self) -> Callable[..., Backend]:
+        """The backend class, called as ``cls(path, meta, **options)`` (the PyTorch row: :meth:`TorchBackend.from_checkpoint`)."""
         module, cls = self.backend.split(":")
         return getattr(importlib.import_module(f"{__name__}.{module}"), cls)  # type: ignore[no-any-return]
 
@@ -186,7 +187,7 @@ def load_backend(model: str | os.PathLike[str] | None = None, *, device: str = "
 
     runtime = _shipped_runtime(model, device) if shipped_runtime else None
     if runtime is not None:
-        return FORMATS["onnx"].load_class()(runtime, threads=threads)  # type: ignore[call-arg]
+        return FORMATS["onnx"].load_class()(runtime, threads=threads)
     path = resolve_model(model)
     fmt = sniff_format(path)
     if fmt != "pytorch" and device not in ("cpu", "auto"):
@@ -200,7 +201,7 @@ def load_backend(model: str | os.PathLike[str] | None = None, *, device: str = "
         return TorchBackend.from_checkpoint(load_checkpoint(path), device)
     row = FORMATS[fmt]
     options: dict[str, Any] = {"threads": threads} if row.threads else {}
-    return row.load_class()(path, read_sidecar(path), **options)  # type: ignore[call-arg]
+    return row.load_class()(path, read_sidecar(path), **options)
 
 
 __all__ = ["EXPORT_FORMATS", "FORMATS", "QUANTIZE", "RUNTIME_ENV", "Backend", "Format", "load_backend", "sniff_format"]
