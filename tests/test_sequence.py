@@ -278,6 +278,32 @@ def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained:
     assert len(json.loads((tmp_path / "history.json").read_text())) == 3
 
 
+def test_resume_reads_the_rng_layout_of_older_files(line_folder: Path, trained: Path, tmp_path: Path) -> None:
+    """A last.pt written before the shared RNG layout ({"numpy": JSON, "torch": state})
+    resumes to the same run."""
+    cfg = _recipe(line_folder, epochs=3)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(msg: str) -> None:
+        if msg.startswith("epoch 2/3"):
+            raise Stop
+
+    with one_thread():
+        with pytest.raises(Stop):
+            fit_sequence(cfg, tmp_path, progress=False, log=stop_after_two)
+        ck = load_checkpoint(tmp_path / "last.pt")
+        rng = ck.train_state["rng"]
+        ck.train_state["rng"] = {"numpy": rng["numpy"]["order"], "torch": rng["global"]}
+        save_checkpoint(ck, tmp_path / "last.pt")
+        fit_sequence(cfg, tmp_path, resume=True, progress=False, log=quiet)
+    a, b = load_checkpoint(tmp_path / "last.pt"), load_checkpoint(trained / "last.pt")
+    assert a.train_state["epoch"] == 3 and a.train_state["rng"]["layout"] == 2
+    for k in a.state_dict:
+        assert torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-6), k
+
+
 def test_finetune_keeps_the_network_and_may_change_its_stride(line_folder: Path, trained: Path, tmp_path: Path) -> None:
     logs: list[str] = []
     cfg = _recipe(line_folder, epochs=1, finetune=str(trained / "best.pt"), model_kwargs={"stride": 4}, alphabet="xy")

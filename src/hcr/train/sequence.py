@@ -3,8 +3,8 @@
 ``fit_sequence(config, out_dir)`` trains a :class:`hcr.models.crnn.CRNN` on line data sets
 (:mod:`hcr.data.lines`) and writes the same files as :func:`hcr.train.classify.fit` (``best.pt``,
 ``last.pt`` with the state to resume, ``history.csv``/``.json``, ``learning_curve.png``,
-``config.yaml``); the best epoch is the one with the lowest character error rate on the
-first data set's validation split.
+``config.yaml``, kept by :class:`hcr.train.run.RunFolder`); the best epoch is the one with the
+lowest character error rate on the first data set's validation split.
 
 Every image reaches the network through :func:`hcr.preprocess.preprocess_line` with the
 model file's :class:`~hcr.preprocess.LineSpec`. Batches hold lines of similar width, padded
@@ -27,17 +27,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..amp import Precision
 from ..cache import cache_file, cached_arrays
-from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint, load_checkpoint
 from ..config import SequenceConfig
 from ..ctc import Decoded, decode
 from ..data.lines import FontLines, LineSamples, SyntheticLines, get_line_source
-from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
+from ..distributed import World, batch_stream, rank_seed, resume_point, session
 from ..errors import HcrError
 from ..labels import CTCCodec
 from ..lexicon import Lexicon
@@ -47,7 +46,7 @@ from ..models.crnn import COLUMN_STRIDE, output_columns
 from ..preprocess import LineSpec, preprocess_line
 from ..reading.line import line_log_probs_with, pad_lines, width_batches
 from ..typeset import Drawn
-from .run import RunResult, scheduler, seed_everything, write_history
+from .run import Figure, RunFolder, RunRngs, RunResult, scheduler, seed_everything
 
 __all__ = ["LineSet", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines"]
 
@@ -261,12 +260,9 @@ def _line_batch(train: LineSet, augment: bool, rng: np.random.Generator, b: _Lin
 
 
 def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.device, *, resume: bool, progress: bool, log: Callable[[str], None]) -> SequenceFit:
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    state: dict[str, Any] | None = None
     last, job = resume_point(out, resume=resume, world=world, task="sequence", log=log)
     if last is not None:
         cfg = SequenceConfig.from_dict(last.config)
-        state = last.train_state
     cfg.validate()
     if model_task(cfg.model) != "sequence":
         raise HcrError(f"model {cfg.model!r} is a character classifier; a sequence recipe needs a sequence model (crnn)")
@@ -282,7 +278,7 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
     world.check_sizes(len(train), cfg.batch_size, "training lines")
     codec = last.codec if last is not None else CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet)
     base: Checkpoint | None = None
-    if cfg.finetune and state is None:
+    if cfg.finetune and last is None:
         from ..pretrained import resolve_model
 
         base = load_checkpoint(resolve_model(cfg.finetune))  # a model file or a shipped name (words)
@@ -306,31 +302,16 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
     rng = np.random.default_rng(cfg.seed)
-    history: list[dict[str, Any]] = []
-    best_cer, stale, start_epoch = math.inf, 0, 1
-    if state is not None and last is not None:
-        model.load_state_dict(last.state_dict)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        rng.bit_generator.state = json.loads(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        precision.load_state_dict(state.get("scaler"))
-        history, best_cer, stale = list(state["history"]), float(state["best_cer"]), int(state["stale"])
-        start_epoch = int(state["epoch"]) + 1
-        log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
     info = {
         "train_source": train.source, "val_source": vals[0].source, "train_lines": len(train), "val_lines": len(vals[0]),
         "citation": "; ".join(dict.fromkeys(s.citation for s in trains if s.citation)),
     }
+    run = RunFolder(out, world, job, Figure("val_cer", higher_is_better=False), patience=cfg.early_stopping, epochs=cfg.epochs,
+                    template=Checkpoint(cfg.model, kwargs, Checkpoint.sequence_labels(codec), spec, {}, cfg.to_dict(), task="sequence"), log=log)
+    start_epoch = run.start(last, model, opt, sched, precision, RunRngs(numpy_gens={"order": rng}))
     stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
     net = world.wrap(model, device)  # what trains; ``model`` (the same weights) is saved and validated
     log(f"{cfg.model} ({count_parameters(model):,} parameters, {codec.num_classes} classes incl. blank) on {device}, {world.describe()}; train {len(train):,} lines, val {', '.join(f'{len(v):,} ({v.source})' for v in vals)}")
-    if world.is_main:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
-
-    def snapshot(metrics: dict[str, Any], train_state: dict[str, Any] | None = None) -> Checkpoint:
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return Checkpoint(cfg.model, kwargs, Checkpoint.sequence_labels(codec), spec, weights, cfg.to_dict(), metrics, current_versions(), train_state, task="sequence")
 
     def validate() -> dict[str, float]:
         """The validation figures of the epoch (rank 0 computes them)."""
@@ -376,31 +357,14 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(total_loss / total_seen, 5)}
         row.update(world.from_main(validate))
         row.update({"lr": float(f"{sched.get_last_lr()[0]:.3e}"), "seconds": round(train_time, 1), "lines_per_s": round(total_seen / train_time, 1)})
-        history.append(row)
-        improved = row["val_cer"] < best_cer
-        if improved:
-            best_cer, stale = row["val_cer"], 0
-        else:
-            stale += 1
-        if world.is_main:
-            metrics = {"best_val_cer": best_cer, "epoch": epoch, "val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}}
-            if improved:
-                save_checkpoint(snapshot(metrics), best_path)
-            train_state = {
-                "epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()},
-                "history": history, "best_cer": best_cer, "stale": stale, **extra_train_state(precision, world, job),
-            }
-            save_checkpoint(snapshot(metrics, train_state), last_path)
-            write_history(out, history)
+        improved = run.end_epoch(epoch, row, row["val_cer"], {"val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}})
         extra = "".join(f" | val{k} CER {row[f'val_cer_{k}']:.4f}" for k in range(1, len(vals)))
         log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{' *' if improved else ''}{extra} | {row['lines_per_s']:.0f} lines/s")
-        if world.should_stop(cfg.early_stopping, stale):
-            log(f"early stopping: no validation improvement for {stale} epochs")
+        if run.should_stop():
             break
-    world.record_weights(model)
-    world.barrier()
-    return SequenceFit(best_path, last_path, history, best_cer, world.rank)
+
+    run.finish()
+    return SequenceFit(run.best_path, run.last_path, run.history, run.best, world.rank)
 
 
 def _init_from(model: nn.Module, base: Checkpoint, codec: CTCCodec) -> int:
