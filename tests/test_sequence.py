@@ -304,6 +304,26 @@ def test_resume_reads_the_rng_layout_of_older_files(line_folder: Path, trained: 
         assert torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-6), k
 
 
+def test_the_best_model_is_calibrated_and_decoding_ignores_its_temperature(trained: Path, line_folder: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hcr.runtime import load_backend
+    from hcr.train.sequence import LineSet, calibrate_lines
+
+    ck = load_checkpoint(trained / "best.pt")
+    assert ck.temperature != 1.0 and ck.metrics["temperature"] == ck.temperature
+    assert ck.metrics["val_nll_after"] <= ck.metrics["val_nll_before"]
+    assert load_backend(str(trained / "best.pt")).meta.temperature == ck.temperature  # what runtimes and exports carry
+    assert calibrate_lines(replace(ck), LineSet([], [], [], "none"), torch.device("cpu")) is None
+    save_checkpoint(replace(ck, temperature=1.0), tmp_path / "t1.pt")
+    files = sorted((line_folder / "images").glob("*.png"))
+    for options in ({}, {"beam_width": 4}, {"lexicon": TEXTS}):
+        a, b = LineRecognizer.load(trained / "best.pt", **options), LineRecognizer.load(tmp_path / "t1.pt", **options)
+        ia, ib = [a.preprocess(f) for f in files], [b.preprocess(f) for f in files]
+        assert all(np.array_equal(x, y) for x, y in zip(a.log_probs([p.image for p in ia]), b.log_probs([p.image for p in ib])))
+        assert [d.to_dict() for d in a.recognize_inputs(ia)] == [d.to_dict() for d in b.recognize_inputs(ib)], options
+
+
 def test_finetune_keeps_the_network_and_may_change_its_stride(line_folder: Path, trained: Path, tmp_path: Path) -> None:
     logs: list[str] = []
     cfg = _recipe(line_folder, epochs=1, finetune=str(trained / "best.pt"), model_kwargs={"stride": 4}, alphabet="xy")

@@ -4,7 +4,8 @@
 (:mod:`hcr.data.lines`) and writes the same files as :func:`hcr.train.classify.fit` (``best.pt``,
 ``last.pt`` with the state to resume, ``history.csv``/``.json``, ``learning_curve.png``,
 ``config.yaml``, kept by :class:`hcr.train.run.RunFolder`); the best epoch is the one with the
-lowest character error rate on the first data set's validation split.
+lowest character error rate on the first data set's validation split, and its softmax
+temperature is fitted on those lines at the end (:func:`calibrate_lines`).
 
 Every image reaches the network through :func:`hcr.preprocess.preprocess_line` with the
 model file's :class:`~hcr.preprocess.LineSpec`. Batches hold lines of similar width, padded
@@ -40,7 +41,7 @@ from ..distributed import World, batch_stream, rank_seed, resume_point, session
 from ..errors import HcrError
 from ..labels import CTCCodec
 from ..lexicon import Lexicon
-from ..metrics import error_rates
+from ..metrics import best_temperature, error_rates
 from ..models import count_parameters, create_model, model_task
 from ..models.crnn import COLUMN_STRIDE, output_columns
 from ..preprocess import LineSpec, preprocess_line
@@ -48,7 +49,7 @@ from ..reading.line import line_log_probs_with, pad_lines, width_batches
 from ..typeset import Drawn
 from .run import Figure, RunFolder, RunRngs, RunResult, scheduler, seed_everything
 
-__all__ = ["LineSet", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines"]
+__all__ = ["LineSet", "SequenceFit", "calibrate_lines", "evaluate_lines", "fit_sequence", "prepare_lines"]
 
 
 # --------------------------------------------------------------------------- data
@@ -183,15 +184,21 @@ def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts
     """Mean CTC loss of a batch; ``stride``: the model's column stride (needed when
     ``model`` is wrapped, e.g. in ``DistributedDataParallel``)."""
     logits = model(x.to(device, non_blocking=True))  # (B,T,C)
-    log_probs = F.log_softmax(logits, dim=2).permute(1, 0, 2)  # (T,B,C) for ctc_loss
-    t_max = log_probs.shape[0]
     if stride is None:
         stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
+    return _ctc_loss(logits, widths, texts, codec, stride)
+
+
+def _ctc_loss(logits: torch.Tensor, widths: np.ndarray, texts: Sequence[str], codec: CTCCodec, stride: int, reduction: str = "mean") -> torch.Tensor:
+    """The CTC loss of a batch's (B, T, C) logits (``reduction`` as for ``F.ctc_loss``:
+    ``mean`` over the batch of each line's loss per target character, or ``sum``)."""
+    log_probs = F.log_softmax(logits, dim=2).permute(1, 0, 2)  # (T,B,C) for ctc_loss
+    t_max = log_probs.shape[0]
     input_lengths = torch.as_tensor([min(output_columns(int(w), stride), t_max) for w in widths], dtype=torch.long)
     targets = [codec.encode(t) for t in texts]
     target_lengths = torch.as_tensor([len(t) for t in targets], dtype=torch.long)
     flat = torch.as_tensor([k for t in targets for k in t], dtype=torch.long)
-    return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True)
+    return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0, reduction=reduction, zero_infinity=True)
 
 
 # --------------------------------------------------------------------------- training
@@ -232,6 +239,30 @@ def evaluate_lines(model: nn.Module, lines: LineSet, codec: CTCCodec, device: to
     """Error rates of ``model`` on ``lines`` and the decoded results (greedy by default)."""
     decoded = [decode(lp, codec, beam_width=beam_width, lexicon=lexicon) for lp in line_log_probs(model, lines.images, device)]
     return error_rates(lines.texts, [d.text for d in decoded]), decoded
+
+
+@torch.inference_mode()
+def calibrate_lines(ckpt: Checkpoint, lines: LineSet, device: torch.device, batch_size: int = 64) -> dict[str, float] | None:
+    """Fit ``ckpt.temperature`` of a word/line model on ``lines`` (its validation lines): the
+    temperature minimising the CTC negative log-likelihood per line
+    (:func:`hcr.metrics.best_temperature`). Returns it with the NLL before and after, or
+    None (nothing changed) without lines. Decoding never uses it (see :mod:`hcr.reading.line`):
+    it is the model's calibration, stored like a classifier's."""
+    if not len(lines):
+        return None
+    model, codec = ckpt.build_model().to(device), ckpt.codec
+    stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
+    batches = []
+    for idx in width_batches(lines.widths, batch_size):
+        x, widths = collate([lines.images[i] for i in idx])
+        batches.append((model(x.to(device)).float(), widths, [lines.texts[i] for i in idx]))
+
+    def nll(t: float) -> float:
+        return sum(float(_ctc_loss(logits / t, widths, texts, codec, stride, reduction="sum")) for logits, widths, texts in batches) / len(lines)
+
+    before = nll(1.0)
+    ckpt.temperature = best_temperature(nll)
+    return {"temperature": ckpt.temperature, "val_nll_before": round(before, 5), "val_nll_after": round(nll(ckpt.temperature), 5)}
 
 
 def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> SequenceFit:
@@ -363,7 +394,14 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
         if run.should_stop():
             break
 
-    run.finish()
+    def calibrated(best: Checkpoint) -> str | None:
+        result = calibrate_lines(best, vals[0], device)
+        if result is None:
+            return None
+        best.metrics.update(result)
+        return f"calibrated on validation: temperature {result['temperature']:.3f}, CTC NLL per line {result['val_nll_before']:.4f} -> {result['val_nll_after']:.4f}"
+
+    run.finish(calibrated)
     return SequenceFit(run.best_path, run.last_path, run.history, run.best, world.rank)
 
 
