@@ -256,7 +256,8 @@ def test_resume_continues_exactly_where_it_stopped(line_folder: Path, trained: P
         assert torch.equal(a.state_dict[k], b.state_dict[k]), k
 
 
-def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rng_layout", ["current", "older"])
+def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained: Path, tmp_path: Path, rng_layout: str) -> None:
     cfg = _recipe(line_folder, epochs=3)
 
     class Stop(Exception):
@@ -270,38 +271,17 @@ def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained:
         with pytest.raises(Stop):
             fit_sequence(cfg, tmp_path, progress=False, log=stop_after_two)
         assert load_checkpoint(tmp_path / "last.pt").train_state["epoch"] == 2
+        if rng_layout == "older":  # as written before the shared layout (hcr.train.run.RunRngs)
+            ck = load_checkpoint(tmp_path / "last.pt")
+            rng = ck.train_state["rng"]
+            ck.train_state["rng"] = {"numpy": rng["numpy"]["order"], "torch": rng["global"]}
+            save_checkpoint(ck, tmp_path / "last.pt")
         fit_sequence(cfg, tmp_path, resume=True, progress=False, log=quiet)
     a, b = load_checkpoint(tmp_path / "last.pt"), load_checkpoint(trained / "last.pt")
     assert a.train_state["epoch"] == 3
     for k in a.state_dict:
         assert torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-6), k
     assert len(json.loads((tmp_path / "history.json").read_text())) == 3
-
-
-def test_resume_reads_the_rng_layout_of_older_files(line_folder: Path, trained: Path, tmp_path: Path) -> None:
-    """A last.pt written before the shared RNG layout ({"numpy": JSON, "torch": state})
-    resumes to the same run."""
-    cfg = _recipe(line_folder, epochs=3)
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_two(msg: str) -> None:
-        if msg.startswith("epoch 2/3"):
-            raise Stop
-
-    with one_thread():
-        with pytest.raises(Stop):
-            fit_sequence(cfg, tmp_path, progress=False, log=stop_after_two)
-        ck = load_checkpoint(tmp_path / "last.pt")
-        rng = ck.train_state["rng"]
-        ck.train_state["rng"] = {"numpy": rng["numpy"]["order"], "torch": rng["global"]}
-        save_checkpoint(ck, tmp_path / "last.pt")
-        fit_sequence(cfg, tmp_path, resume=True, progress=False, log=quiet)
-    a, b = load_checkpoint(tmp_path / "last.pt"), load_checkpoint(trained / "last.pt")
-    assert a.train_state["epoch"] == 3 and a.train_state["rng"]["layout"] == 2
-    for k in a.state_dict:
-        assert torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-6), k
 
 
 def test_the_best_model_is_calibrated_and_decoding_ignores_its_temperature(trained: Path, line_folder: Path, tmp_path: Path) -> None:
