@@ -22,7 +22,7 @@ from helpers_train import (  # noqa: F401  (fixtures)
 )
 from PIL import Image
 
-from hcr.checkpoint import load_checkpoint
+from hcr.checkpoint import load_checkpoint, save_checkpoint
 from hcr.config import SequenceConfig, TrainConfig, load_config
 from hcr.errors import HcrError
 from hcr.labels import LabelMap
@@ -112,7 +112,8 @@ def test_same_seed_same_run_different_seed_different_run(tiny_run: tuple[Path, A
     assert not _same_weights(_weights(out / "last.pt"), _weights(tmp_path / "other" / "last.pt"))
 
 
-def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rng_layout", ["current", "older"])
+def test_resume_continues_exactly_where_it_stopped(tmp_path: Path, rng_layout: str) -> None:
     cfg = dict(TINY, epochs=3, max_train_samples=300)
     a = fit(TrainConfig(**cfg), tmp_path / "a", progress=False, log=quiet)
 
@@ -124,6 +125,11 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         fit(TrainConfig(**cfg), tmp_path / "b", progress=False, log=stop_after_epoch_2)
     assert load_checkpoint(tmp_path / "b" / "last.pt").train_state["epoch"] == 2
+    if rng_layout == "older":  # as written before the shared layout (hcr.train.run.RunRngs)
+        last = load_checkpoint(tmp_path / "b" / "last.pt")
+        rng = last.train_state["rng"]
+        last.train_state["rng"] = {"order": rng["torch"]["order"], "augment": rng["torch"]["augment"], "torch": rng["global"]}
+        save_checkpoint(last, tmp_path / "b" / "last.pt")
 
     lines: list[str] = []
     # a different config object: the interrupted run's recipe must win

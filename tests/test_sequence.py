@@ -256,7 +256,8 @@ def test_resume_continues_exactly_where_it_stopped(line_folder: Path, trained: P
         assert torch.equal(a.state_dict[k], b.state_dict[k]), k
 
 
-def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rng_layout", ["current", "older"])
+def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained: Path, tmp_path: Path, rng_layout: str) -> None:
     cfg = _recipe(line_folder, epochs=3)
 
     class Stop(Exception):
@@ -270,12 +271,37 @@ def test_interrupted_run_resumes_to_the_same_weights(line_folder: Path, trained:
         with pytest.raises(Stop):
             fit_sequence(cfg, tmp_path, progress=False, log=stop_after_two)
         assert load_checkpoint(tmp_path / "last.pt").train_state["epoch"] == 2
+        if rng_layout == "older":  # as written before the shared layout (hcr.train.run.RunRngs)
+            ck = load_checkpoint(tmp_path / "last.pt")
+            rng = ck.train_state["rng"]
+            ck.train_state["rng"] = {"numpy": rng["numpy"]["order"], "torch": rng["global"]}
+            save_checkpoint(ck, tmp_path / "last.pt")
         fit_sequence(cfg, tmp_path, resume=True, progress=False, log=quiet)
     a, b = load_checkpoint(tmp_path / "last.pt"), load_checkpoint(trained / "last.pt")
     assert a.train_state["epoch"] == 3
     for k in a.state_dict:
         assert torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-6), k
     assert len(json.loads((tmp_path / "history.json").read_text())) == 3
+
+
+def test_the_best_model_is_calibrated_and_decoding_ignores_its_temperature(trained: Path, line_folder: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hcr.runtime import load_backend
+    from hcr.train.sequence import LineSet, calibrate_lines
+
+    ck = load_checkpoint(trained / "best.pt")
+    assert ck.temperature != 1.0 and ck.metrics["temperature"] == ck.temperature
+    assert ck.metrics["val_nll_after"] <= ck.metrics["val_nll_before"]
+    assert load_backend(str(trained / "best.pt")).meta.temperature == ck.temperature  # what runtimes and exports carry
+    assert calibrate_lines(replace(ck), LineSet([], [], [], "none"), torch.device("cpu")) is None
+    save_checkpoint(replace(ck, temperature=1.0), tmp_path / "t1.pt")
+    files = sorted((line_folder / "images").glob("*.png"))
+    for options in ({}, {"beam_width": 4}, {"lexicon": TEXTS}):
+        a, b = LineRecognizer.load(trained / "best.pt", **options), LineRecognizer.load(tmp_path / "t1.pt", **options)
+        ia, ib = [a.preprocess(f) for f in files], [b.preprocess(f) for f in files]
+        assert all(np.array_equal(x, y) for x, y in zip(a.log_probs([p.image for p in ia]), b.log_probs([p.image for p in ib])))
+        assert [d.to_dict() for d in a.recognize_inputs(ia)] == [d.to_dict() for d in b.recognize_inputs(ib)], options
 
 
 def test_finetune_keeps_the_network_and_may_change_its_stride(line_folder: Path, trained: Path, tmp_path: Path) -> None:

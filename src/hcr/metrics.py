@@ -16,6 +16,7 @@ from .charset import LOOKALIKE_GROUPS
 
 __all__ = [
     "calibration",
+    "best_temperature",
     "case_merged_accuracy",
     "lookalike_merged_accuracy",
     "merged_accuracy",
@@ -160,6 +161,17 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -
         for i in range(n_bins)
     ]
     return {"ece": ece, "bins": bins}
+
+
+def best_temperature(nll: Callable[[float], float]) -> float:
+    """The softmax temperature minimising ``nll(temperature)``, a held-out negative
+    log-likelihood (temperature scaling, Guo et al. 2017): a log-spaced search over
+    [0.05, 20] refined once around the best, rounded to 4 decimals. Any model's: the
+    classifier's cross-entropy, the CTC loss of a word/line model."""
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
+    best = float(grid[int(np.argmin([nll(t) for t in grid]))])
+    fine = best * np.exp(np.linspace(-0.06, 0.06, 25))
+    return round(float(fine[int(np.argmin([nll(t) for t in fine]))]), 4)
 
 
 def merged_accuracy(y_true: np.ndarray, y_pred: np.ndarray, symbols: Sequence[str], key: Callable[[str], str]) -> float:

@@ -9,6 +9,13 @@ imported.
 
 Batches hold lines of similar width (:func:`width_batches`), padded on the right with
 background (:func:`pad_lines`); each line keeps only the score columns of its own width.
+
+The file's softmax temperature (``ModelMeta.temperature``, fitted on the validation lines
+when a word/line model is trained, :func:`hcr.train.sequence.calibrate_lines`) is not
+applied here: greedy and beam search, lexicon decoding and the characters' confidences all
+use the network's own log-probabilities (:meth:`LineRecognizer.log_probs` takes the
+backend's ``logits``, never its temperature-scaled ``probs``), so a calibrated model file
+reads exactly as the same file uncalibrated.
 """
 
 from __future__ import annotations

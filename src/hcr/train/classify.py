@@ -18,23 +18,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..amp import Precision
 from ..augment import AugmentConfig, Augmenter
 from ..cache import cache_file, cached_arrays
-from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint, load_checkpoint
 from ..config import TrainConfig
 from ..data import Samples, get_source, split_indices
-from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
+from ..distributed import World, batch_stream, rank_seed, resume_point, session
 from ..errors import HcrError
 from ..labels import LabelMap, remap_indices
+from ..metrics import best_temperature, calibration
 from ..models import channels_last, count_parameters, create_model
 from ..preprocess import PreprocessSpec, preprocess_many
 from ..runtime.torch import batched_logits, batched_probs
-from .run import RunResult, scheduler, seed_everything, write_history
+from .run import Figure, RunFolder, RunResult, RunRngs, scheduler, seed_everything
 
 # --------------------------------------------------------------------------- data
 
@@ -190,22 +190,13 @@ def evaluate_split(model: nn.Module, split: Split, device: torch.device, batch_s
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
-    """The softmax temperature minimising the NLL on held-out data (temperature scaling,
-    Guo et al. 2017): a log-spaced search over [0.05, 20] refined once around the best."""
-
-    def nll(t: float) -> float:
-        return float(F.cross_entropy(logits / t, targets))
-
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
-    best = float(grid[int(np.argmin([nll(t) for t in grid]))])
-    fine = best * np.exp(np.linspace(-0.06, 0.06, 25))
-    return round(float(fine[int(np.argmin([nll(t) for t in fine]))]), 4)
+    """The softmax temperature minimising the cross-entropy on held-out data
+    (:func:`hcr.metrics.best_temperature`)."""
+    return best_temperature(lambda t: float(F.cross_entropy(logits / t, targets)))
 
 
 def calibrate(ckpt: Checkpoint, val: Split, device: torch.device) -> dict[str, float]:
     """Fit ``ckpt.temperature`` on ``val``; returns the validation ECE before and after."""
-    from ..metrics import calibration
-
     model = channels_last(ckpt.build_model().to(device))
     logits = batched_logits(model, val.x, device=device)
     y = val.y.numpy()
@@ -362,14 +353,11 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
 
 
 def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, resume: bool, progress: bool, log: Callable[[str], None]) -> FitResult:
-    last_path, best_path = out / "last.pt", out / "best.pt"
     last, job = resume_point(out, resume=resume, world=world, task="classify", log=log)
-    state: dict[str, Any] | None = None
     if last is not None:
         cfg = TrainConfig.from_dict(last.config)  # the interrupted run's recipe wins
-        state = last.train_state
     base: Checkpoint | None = None
-    if cfg.finetune and state is None:
+    if cfg.finetune and last is None:
         # the architecture and preprocessing come from the model being fine-tuned
         from ..pretrained import resolve_model
 
@@ -395,29 +383,12 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
     augment = _augmenter(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    history: list[dict[str, Any]] = []
-    best_acc, stale, start_epoch = -1.0, 0, 1
-    if state is not None and last is not None:
-        model.load_state_dict(last.state_dict)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["rng"]["order"])
-        aug_gen.set_state(state["rng"]["augment"])
-        torch.set_rng_state(state["rng"]["torch"])
-        precision.load_state_dict(state.get("scaler"))
-        history, best_acc, stale = list(state["history"]), float(state["best_acc"]), int(state["stale"])
-        start_epoch = int(state["epoch"]) + 1
-        log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
+    run = RunFolder(out, world, job, Figure("val_acc", higher_is_better=True), patience=cfg.early_stopping, epochs=cfg.epochs,
+                    template=Checkpoint(cfg.model, cfg.model_kwargs, labels, spec, {}, cfg.to_dict()), log=log)
+    start_epoch = run.start(last, model, opt, sched, precision, RunRngs(torch_gens={"order": gen, "augment": aug_gen}))
     net = world.wrap(model, device)  # what trains; ``model`` (the same weights) is what is saved and validated
     log(f"{cfg.model} ({count_parameters(model):,} parameters) on {device}, {world.describe()}{'' if cfg.precision == 'fp32' else ', ' + cfg.precision}; "
         f"train {info['train_samples']:,} from {info['train_source']}, val {info['val_samples']:,} from {info['val_source']}")
-
-    def snapshot(metrics: dict[str, Any], train_state: dict[str, Any] | None = None) -> Checkpoint:
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return Checkpoint(cfg.model, cfg.model_kwargs, labels, spec, weights, cfg.to_dict(), metrics, current_versions(), train_state)
-
-    if world.is_main:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     for epoch in range(start_epoch, cfg.epochs + 1):
         world.test_exit(epoch)
         world.reseed(cfg.seed, epoch, aug_gen)
@@ -437,44 +408,21 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
             "seconds": round(train_time, 1),
             "images_per_s": round(seen / train_time, 1),
         }
-        history.append(row)
-        improved = val_acc > best_acc
-        if improved:
-            best_acc, stale = val_acc, 0
-        else:
-            stale += 1
-        if world.is_main:
-            metrics = {"best_val_acc": best_acc, "epoch": epoch, **info}
-            if improved:
-                save_checkpoint(snapshot(metrics), best_path)
-            train_state = {
-                "epoch": epoch,
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "rng": {"order": gen.get_state(), "augment": aug_gen.get_state().cpu(), "torch": torch.get_rng_state()},
-                "history": history,
-                "best_acc": best_acc,
-                "stale": stale,
-                **extra_train_state(precision, world, job),
-            }
-            save_checkpoint(snapshot(metrics, train_state), last_path)
-            write_history(out, history)
+        improved = run.end_epoch(epoch, row, val_acc, info)
         log(
             f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['images_per_s']:.0f} img/s"
         )
-        if world.should_stop(cfg.early_stopping, stale):
-            log(f"early stopping: no validation improvement for {stale} epochs")
+        if run.should_stop():
             break
-    world.record_weights(model)
-    if world.is_main:
-        best = load_checkpoint(best_path)
+
+    def calibrated(best: Checkpoint) -> str:
         result = calibrate(best, val, device)
         best.metrics.update(result)
-        save_checkpoint(best, best_path)
-        log(f"calibrated on validation: temperature {result['temperature']:.3f}, ECE {result['val_ece_before']:.4f} -> {result['val_ece_after']:.4f}")
-    world.barrier()
-    return FitResult(best_path, last_path, history, best_acc, world.rank)
+        return f"calibrated on validation: temperature {result['temperature']:.3f}, ECE {result['val_ece_before']:.4f} -> {result['val_ece_after']:.4f}"
+
+    run.finish(calibrated)
+    return FitResult(run.best_path, run.last_path, run.history, run.best, world.rank)
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -3,8 +3,9 @@
 ``fit_sequence(config, out_dir)`` trains a :class:`hcr.models.crnn.CRNN` on line data sets
 (:mod:`hcr.data.lines`) and writes the same files as :func:`hcr.train.classify.fit` (``best.pt``,
 ``last.pt`` with the state to resume, ``history.csv``/``.json``, ``learning_curve.png``,
-``config.yaml``); the best epoch is the one with the lowest character error rate on the
-first data set's validation split.
+``config.yaml``, kept by :class:`hcr.train.run.RunFolder`); the best epoch is the one with the
+lowest character error rate on the first data set's validation split, and its softmax
+temperature is fitted on those lines at the end (:func:`calibrate_lines`).
 
 Every image reaches the network through :func:`hcr.preprocess.preprocess_line` with the
 model file's :class:`~hcr.preprocess.LineSpec`. Batches hold lines of similar width, padded
@@ -27,30 +28,29 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..amp import Precision
 from ..cache import cache_file, cached_arrays
-from ..checkpoint import Checkpoint, current_versions, load_checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint, load_checkpoint
 from ..config import SequenceConfig
 from ..ctc import Decoded, decode
 from ..data import get_line_source
 from ..data.lines import FontLines, LineSamples, SyntheticLines
-from ..distributed import World, batch_stream, extra_train_state, rank_seed, resume_point, session
+from ..distributed import World, batch_stream, rank_seed, resume_point, session
 from ..errors import HcrError
 from ..labels import CTCCodec
 from ..lexicon import Lexicon
-from ..metrics import error_rates
+from ..metrics import best_temperature, error_rates
 from ..models import count_parameters, create_model, model_task
 from ..models.crnn import COLUMN_STRIDE, output_columns
 from ..preprocess import LineSpec, preprocess_line
 from ..reading.line import line_log_probs_with, pad_lines, width_batches
 from ..typeset import Drawn
-from .run import RunResult, scheduler, seed_everything, write_history
+from .run import Figure, RunFolder, RunRngs, RunResult, scheduler, seed_everything
 
-__all__ = ["LineSet", "SequenceFit", "prepare_lines", "fit_sequence", "evaluate_lines"]
+__all__ = ["LineSet", "SequenceFit", "calibrate_lines", "evaluate_lines", "fit_sequence", "prepare_lines"]
 
 
 # --------------------------------------------------------------------------- data
@@ -185,15 +185,21 @@ def _ctc_batch_loss(model: nn.Module, x: torch.Tensor, widths: np.ndarray, texts
     """Mean CTC loss of a batch; ``stride``: the model's column stride (needed when
     ``model`` is wrapped, e.g. in ``DistributedDataParallel``)."""
     logits = model(x.to(device, non_blocking=True))  # (B,T,C)
-    log_probs = F.log_softmax(logits, dim=2).permute(1, 0, 2)  # (T,B,C) for ctc_loss
-    t_max = log_probs.shape[0]
     if stride is None:
         stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
+    return _ctc_loss(logits, widths, texts, codec, stride)
+
+
+def _ctc_loss(logits: torch.Tensor, widths: np.ndarray, texts: Sequence[str], codec: CTCCodec, stride: int, reduction: str = "mean") -> torch.Tensor:
+    """The CTC loss of a batch's (B, T, C) logits (``reduction`` as for ``F.ctc_loss``:
+    ``mean`` over the batch of each line's loss per target character, or ``sum``)."""
+    log_probs = F.log_softmax(logits, dim=2).permute(1, 0, 2)  # (T,B,C) for ctc_loss
+    t_max = log_probs.shape[0]
     input_lengths = torch.as_tensor([min(output_columns(int(w), stride), t_max) for w in widths], dtype=torch.long)
     targets = [codec.encode(t) for t in texts]
     target_lengths = torch.as_tensor([len(t) for t in targets], dtype=torch.long)
     flat = torch.as_tensor([k for t in targets for k in t], dtype=torch.long)
-    return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True)
+    return F.ctc_loss(log_probs, flat, input_lengths, target_lengths, blank=0, reduction=reduction, zero_infinity=True)
 
 
 # --------------------------------------------------------------------------- training
@@ -236,6 +242,30 @@ def evaluate_lines(model: nn.Module, lines: LineSet, codec: CTCCodec, device: to
     return error_rates(lines.texts, [d.text for d in decoded]), decoded
 
 
+@torch.inference_mode()
+def calibrate_lines(ckpt: Checkpoint, lines: LineSet, device: torch.device, batch_size: int = 64) -> dict[str, float] | None:
+    """Fit ``ckpt.temperature`` of a word/line model on ``lines`` (its validation lines): the
+    temperature minimising the CTC negative log-likelihood per line
+    (:func:`hcr.metrics.best_temperature`). Returns it with the NLL before and after, or
+    None (nothing changed) without lines. Decoding never uses it (see :mod:`hcr.reading.line`):
+    it is the model's calibration, stored like a classifier's."""
+    if not len(lines):
+        return None
+    model, codec = ckpt.build_model().to(device), ckpt.codec
+    stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
+    batches = []
+    for idx in width_batches(lines.widths, batch_size):
+        x, widths = collate([lines.images[i] for i in idx])
+        batches.append((model(x.to(device)).float(), widths, [lines.texts[i] for i in idx]))
+
+    def nll(t: float) -> float:
+        return sum(float(_ctc_loss(logits / t, widths, texts, codec, stride, reduction="sum")) for logits, widths, texts in batches) / len(lines)
+
+    before = nll(1.0)
+    ckpt.temperature = best_temperature(nll)
+    return {"temperature": ckpt.temperature, "val_nll_before": round(before, 5), "val_nll_after": round(nll(ckpt.temperature), 5)}
+
+
 def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> SequenceFit:
     """Train a sequence model; see the module docstring for what is written. Under
     ``torchrun`` the processes train together as :func:`hcr.train.classify.fit` describes."""
@@ -262,12 +292,9 @@ def _line_batch(train: LineSet, augment: bool, rng: np.random.Generator, b: _Lin
 
 
 def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.device, *, resume: bool, progress: bool, log: Callable[[str], None]) -> SequenceFit:
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    state: dict[str, Any] | None = None
     last, job = resume_point(out, resume=resume, world=world, task="sequence", log=log)
     if last is not None:
         cfg = SequenceConfig.from_dict(last.config)
-        state = last.train_state
     cfg.validate()
     if model_task(cfg.model) != "sequence":
         raise HcrError(f"model {cfg.model!r} is a character classifier; a sequence recipe needs a sequence model (crnn)")
@@ -283,7 +310,7 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
     world.check_sizes(len(train), cfg.batch_size, "training lines")
     codec = last.codec if last is not None else CTCCodec.from_texts(train.texts + [t for v in vals for t in v.texts], cfg.alphabet)
     base: Checkpoint | None = None
-    if cfg.finetune and state is None:
+    if cfg.finetune and last is None:
         from ..pretrained import resolve_model
 
         base = load_checkpoint(resolve_model(cfg.finetune))  # a model file or a shipped name (words)
@@ -307,31 +334,16 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = scheduler(cfg, opt, cfg.epochs * steps_per_epoch)
     rng = np.random.default_rng(cfg.seed)
-    history: list[dict[str, Any]] = []
-    best_cer, stale, start_epoch = math.inf, 0, 1
-    if state is not None and last is not None:
-        model.load_state_dict(last.state_dict)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        rng.bit_generator.state = json.loads(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        precision.load_state_dict(state.get("scaler"))
-        history, best_cer, stale = list(state["history"]), float(state["best_cer"]), int(state["stale"])
-        start_epoch = int(state["epoch"]) + 1
-        log(f"resuming {out} at epoch {start_epoch}/{cfg.epochs}")
     info = {
         "train_source": train.source, "val_source": vals[0].source, "train_lines": len(train), "val_lines": len(vals[0]),
         "citation": "; ".join(dict.fromkeys(s.citation for s in trains if s.citation)),
     }
+    run = RunFolder(out, world, job, Figure("val_cer", higher_is_better=False), patience=cfg.early_stopping, epochs=cfg.epochs,
+                    template=Checkpoint(cfg.model, kwargs, Checkpoint.sequence_labels(codec), spec, {}, cfg.to_dict(), task="sequence"), log=log)
+    start_epoch = run.start(last, model, opt, sched, precision, RunRngs(numpy_gens={"order": rng}))
     stride = int(getattr(model, "column_stride", COLUMN_STRIDE))
     net = world.wrap(model, device)  # what trains; ``model`` (the same weights) is saved and validated
     log(f"{cfg.model} ({count_parameters(model):,} parameters, {codec.num_classes} classes incl. blank) on {device}, {world.describe()}; train {len(train):,} lines, val {', '.join(f'{len(v):,} ({v.source})' for v in vals)}")
-    if world.is_main:
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True))
-
-    def snapshot(metrics: dict[str, Any], train_state: dict[str, Any] | None = None) -> Checkpoint:
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        return Checkpoint(cfg.model, kwargs, Checkpoint.sequence_labels(codec), spec, weights, cfg.to_dict(), metrics, current_versions(), train_state, task="sequence")
 
     def validate() -> dict[str, float]:
         """The validation figures of the epoch (rank 0 computes them)."""
@@ -377,31 +389,21 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(total_loss / total_seen, 5)}
         row.update(world.from_main(validate))
         row.update({"lr": float(f"{sched.get_last_lr()[0]:.3e}"), "seconds": round(train_time, 1), "lines_per_s": round(total_seen / train_time, 1)})
-        history.append(row)
-        improved = row["val_cer"] < best_cer
-        if improved:
-            best_cer, stale = row["val_cer"], 0
-        else:
-            stale += 1
-        if world.is_main:
-            metrics = {"best_val_cer": best_cer, "epoch": epoch, "val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}}
-            if improved:
-                save_checkpoint(snapshot(metrics), best_path)
-            train_state = {
-                "epoch": epoch, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()},
-                "history": history, "best_cer": best_cer, "stale": stale, **extra_train_state(precision, world, job),
-            }
-            save_checkpoint(snapshot(metrics, train_state), last_path)
-            write_history(out, history)
+        improved = run.end_epoch(epoch, row, row["val_cer"], {"val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}})
         extra = "".join(f" | val{k} CER {row[f'val_cer_{k}']:.4f}" for k in range(1, len(vals)))
         log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{' *' if improved else ''}{extra} | {row['lines_per_s']:.0f} lines/s")
-        if world.should_stop(cfg.early_stopping, stale):
-            log(f"early stopping: no validation improvement for {stale} epochs")
+        if run.should_stop():
             break
-    world.record_weights(model)
-    world.barrier()
-    return SequenceFit(best_path, last_path, history, best_cer, world.rank)
+
+    def calibrated(best: Checkpoint) -> str | None:
+        result = calibrate_lines(best, vals[0], device)
+        if result is None:
+            return None
+        best.metrics.update(result)
+        return f"calibrated on validation: temperature {result['temperature']:.3f}, CTC NLL per line {result['val_nll_before']:.4f} -> {result['val_nll_after']:.4f}"
+
+    run.finish(calibrated)
+    return SequenceFit(run.best_path, run.last_path, run.history, run.best, world.rank)
 
 
 def _init_from(model: nn.Module, base: Checkpoint, codec: CTCCodec) -> int:
