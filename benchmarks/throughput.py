@@ -9,7 +9,9 @@ measured on this machine class (4,400 images/s, issue #2) is used and labelled a
 
 Everything is measured twice: on an idle machine, then under a parallel load the script
 starts itself (``--load N`` processes spinning on the CPU, default one per core), which is
-what a shared machine looks like.
+what a shared machine looks like. hcr's training is measured with PyTorch's thread count
+(one per core, what ``hcr train`` uses by default) and with ``threads: auto``
+(:mod:`hcr.train.threads`: the count picked by timing the steps).
 
     python benchmarks/throughput.py [--models seed-cnn hcr-cnn] [--keras-python PATH] [--load N]
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -36,6 +39,7 @@ from hcr.config import TrainConfig
 from hcr.models import channels_last, count_parameters, create_model
 from hcr.runtime.torch import batched_probs
 from hcr.train.classify import Split, _augmenter, build_optimizer, train_epoch
+from hcr.train.threads import AUTO, ThreadTuner, kept_threads
 
 KERAS_REFERENCE_TRAIN = 4400.0  # images/s, Keras 3 + TensorFlow, batch 128, Adam, this machine class
 
@@ -66,8 +70,9 @@ def _inputs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def train_rate(model_name: str, steps: int, repeats: int = 3) -> float:
-    """Median images/s of hcr's training step: batch 128, Adam, no augmentation."""
+def train_rate(model_name: str, steps: int, repeats: int = 3, threads: int | str = 0) -> float:
+    """Median images/s of hcr's training step: batch 128, Adam, no augmentation; ``threads``
+    as in a recipe (0: PyTorch's count, one per core; ``auto``: :class:`ThreadTuner`)."""
     cfg = TrainConfig(model=model_name, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="constant", label_smoothing=0.0, augment="none", batch_size=128, epochs=1)
     x, y = _inputs(128 * steps)
     split = Split(x, y, x[:, 0].numpy())
@@ -76,12 +81,20 @@ def train_rate(model_name: str, steps: int, repeats: int = 3) -> float:
     aug = _augmenter(cfg)  # None: no augmentation, as in the Keras reference
     dev = torch.device("cpu")
     gen, aug_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
-    train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, max_steps=10)  # warm-up
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        _, _, seen = train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False)
-        rates.append(seen / (time.perf_counter() - t))
+    with kept_threads():
+        tuner = ThreadTuner.for_run(threads, dev)
+        train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, max_steps=10, tuner=tuner)  # warm-up
+        while tuner is not None and tuner.probing:  # a run's first probe: its first seconds, not timed
+            train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, max_steps=10, tuner=tuner)
+        # with a tuner, each timed repeat spans a whole cycle (the steps it holds a count, then a probe),
+        # so the figure carries the probes' cost as a long run does
+        cycle = 0 if tuner is None else math.ceil((tuner.hold_steps + tuner.rounds * len(tuner.candidates) * (tuner.probe_steps + 1)) / steps)
+        rates = []
+        for _ in range(repeats):
+            t, seen = time.perf_counter(), 0
+            for _ in range(max(1, cycle)):
+                seen += train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, tuner=tuner)[2]
+            rates.append(seen / (time.perf_counter() - t))
     return statistics.median(rates)
 
 
@@ -129,15 +142,19 @@ def cpu_load(processes: int) -> Iterator[None]:
             p.join()
 
 
-def measure(models: list[str], steps: int, keras_python: str | None) -> tuple[list[tuple[str, float, float]], dict[str, float] | None]:
-    rows = [(name, train_rate(name, steps), infer_rate(name)) for name in models]
+Row = tuple[str, float, float, float]  # model, training images/s (fixed threads, threads: auto), inference images/s
+
+
+def measure(models: list[str], steps: int, keras_python: str | None) -> tuple[list[Row], dict[str, float] | None]:
+    rows = [(name, train_rate(name, steps), train_rate(name, steps, threads=AUTO), infer_rate(name)) for name in models]
     return rows, keras_rates(keras_python, steps) if keras_python else None
 
 
-def report(label: str, rows: list[tuple[str, float, float]], keras: dict[str, float] | None) -> None:
+def report(label: str, rows: list[Row], keras: dict[str, float] | None) -> None:
     print(f"-- {label}")
-    for name, tr, inf in rows:
-        print(f"{name:10s} {count_parameters(create_model(name, 10)):>9,} params   train {tr:8.0f} img/s (batch 128, Adam)   inference {inf:8.0f} img/s (batch 512)")
+    for name, tr, tr_auto, inf in rows:
+        print(f"{name:10s} {count_parameters(create_model(name, 10)):>9,} params   train {tr:8.0f} img/s (batch 128, Adam; threads: auto {tr_auto:6.0f})   "
+              f"inference {inf:8.0f} img/s (batch 512)")
     if keras:
         print(f"{'keras':10s} {'':>9s}          train {keras['train']:8.0f} img/s (same network, batch 128, Adam)   inference {keras['infer']:8.0f} img/s  [measured in this run]")
     ref = keras["train"] if keras else KERAS_REFERENCE_TRAIN
@@ -145,8 +162,9 @@ def report(label: str, rows: list[tuple[str, float, float]], keras: dict[str, fl
         print(f"keras reference: {ref:.0f} img/s training (issue #2 figure for this machine class, idle; pass --keras-python to measure it here)")
     seed = next((r for r in rows if r[0] == "seed-cnn"), None)
     if seed:
-        ratio = seed[1] / ref
-        print(f"{label}: seed-cnn training speed / Keras = {ratio:.2f}x  ({'OK' if ratio >= 1 else 'SLOWER'})")
+        for how, rate in ((f"{torch.get_num_threads()} threads", seed[1]), ("threads: auto", seed[2])):
+            ratio = rate / ref
+            print(f"{label}: seed-cnn training speed ({how}) / Keras = {ratio:.2f}x  ({'OK' if ratio >= 1 else 'SLOWER'})")
 
 
 def _has_keras() -> bool:

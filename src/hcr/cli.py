@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--precision", choices=PRECISIONS, help="fp32 (default); bf16 or fp16 autocast for the forward pass (fp16: GPU only)")
     tr.add_argument("--loader-workers", type=int, metavar="N", help="processes that build and augment batches ahead of the training step (default 0: in the training process)")
+    tr.add_argument("--threads", metavar="N|auto", help="CPU threads of a training step: N (default 0: one per core), or auto: the fastest count, "
+                                                    "measured every 500 steps (for machines shared with other work; not bit-for-bit repeatable)")
     tr.add_argument("--dist-backend", choices=dist_backends, default="auto",
                     help="under torchrun: the process group's backend (auto: nccl on GPUs, gloo on the CPU)")
     tr.add_argument("--out", required=True, help="run folder (best.pt, last.pt, history, curves); under torchrun rank 0 writes it")
@@ -359,7 +361,7 @@ def _sequence_recipe(cfg: Any, args: argparse.Namespace) -> Any:
     return cfg.updated(
         data=[args.data] if args.data else None, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         max_train_samples=args.max_train_samples, early_stopping=args.early_stopping, finetune=args.finetune,
-        device=args.device, seed=args.seed, data_dir=args.data_dir, precision=args.precision, loader_workers=args.loader_workers,
+        device=args.device, seed=args.seed, data_dir=args.data_dir, precision=args.precision, loader_workers=args.loader_workers, threads=args.threads,
     )
 
 
@@ -405,7 +407,7 @@ def _train(cfg: Any, args: argparse.Namespace) -> int:
             data=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             train_split=args.train_split, val_split=args.val_split, max_train_samples=args.max_train_samples,
             augment=args.augment, early_stopping=args.early_stopping, finetune=args.finetune,
-            device=args.device, seed=args.seed, data_dir=args.data_dir, precision=args.precision, loader_workers=args.loader_workers,
+            device=args.device, seed=args.seed, data_dir=args.data_dir, precision=args.precision, loader_workers=args.loader_workers, threads=args.threads,
         )
         if args.data_opt:
             cfg.data_options = {**cfg.data_options, **_data_options(args.data_opt)}

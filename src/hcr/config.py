@@ -128,12 +128,15 @@ class _Recipe:
         self._check_runtime()
 
     def _check_runtime(self) -> None:
-        """How a recipe runs (not what it learns): precision and loader worker processes."""
+        """How a recipe runs (not what it learns): precision, loader worker processes, CPU threads."""
         precision, workers = self.precision, self.loader_workers  # type: ignore[attr-defined]
         if precision not in PRECISIONS:
             raise HcrError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise HcrError(f"loader_workers must be a whole number >= 0, got {workers!r}")
+        threads = self.threads  # type: ignore[attr-defined]
+        if threads != "auto" and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
+            raise HcrError(f"threads must be auto or a whole number >= 0 (0: one per core), got {threads!r}")
 
 
 @dataclass
@@ -170,6 +173,7 @@ class TrainConfig(_Recipe):
     finetune: str | None = None  # checkpoint to start from (its label set may differ)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16: GPU only); autocast for the forward pass (hcr.amp)
     loader_workers: int = 0  # processes assembling and augmenting batches ahead of the step (0: in the training process)
+    threads: int | str = 0  # CPU threads of a step: 0 = one per core, N, or auto = the fastest count, re-measured as the load changes (hcr.train.threads)
 
     def validate(self) -> None:
         if self.task != "classify":
@@ -209,6 +213,7 @@ class SequenceConfig(_Recipe):
     finetune: str | None = None  # a sequence model file (or shipped name) to start from (its alphabet may differ)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16: GPU only)
     loader_workers: int = 0  # processes augmenting and padding line batches ahead of the step (0: in the training process)
+    threads: int | str = 0  # CPU threads of a step: 0 = one per core, N, or auto (hcr.train.threads)
 
     def validate(self) -> None:
         if self.task != "sequence":

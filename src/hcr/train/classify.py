@@ -35,6 +35,7 @@ from ..models import channels_last, count_parameters, create_model
 from ..preprocess import PreprocessSpec, preprocess_many
 from ..runtime.torch import batched_logits, batched_probs
 from .run import Figure, RunFolder, RunResult, RunRngs, scheduler, seed_everything
+from .threads import ThreadTuner, kept_threads
 
 # --------------------------------------------------------------------------- data
 
@@ -275,6 +276,7 @@ def train_epoch(
     world: World | None = None,
     epoch: int = 0,
     precision: Precision | None = None,
+    tuner: ThreadTuner | None = None,
 ) -> tuple[float, int, int]:
     """One pass over ``train`` in a seeded order: (summed loss, correct, images seen), summed
     over all ranks of ``world``.
@@ -283,7 +285,8 @@ def train_epoch(
     for its copy with that probability; with ``outliers``, ``cfg.outliers * batch_size``
     doodles join each batch and are trained towards the uniform distribution. In a world of
     several processes each trains on its stride of every global batch (:mod:`hcr.distributed`);
-    with ``cfg.loader_workers`` the batches are built and augmented in worker processes.
+    with ``cfg.loader_workers`` the batches are built and augmented in worker processes. A
+    ``tuner`` (``threads: auto``) times the steps and sets the number of CPU threads.
     """
     model.train()
     world = world or World()
@@ -301,6 +304,8 @@ def train_epoch(
     seen = 0
     stream = batch_stream(functools.partial(_assemble, train, outliers, augment if workers else None), plan, workers=workers, pin_memory=device.type == "cuda")
     bar = tqdm(stream, total=steps, desc=desc, unit="batch", disable=not progress, leave=False, mininterval=0.5)
+    if tuner is not None:
+        tuner.begin()
     for b, (task, (xb, yb)) in enumerate(zip(plan, bar)):
         xb = xb.to(device, non_blocking=True)
         yb = yb.to(device, non_blocking=True)
@@ -319,6 +324,8 @@ def train_epoch(
             step_loss = loss if not world.active else sum((t * world.loss_weight(n) for t, n in terms), torch.zeros((), device=device))
         precision.step(step_loss, opt)
         sched.step()
+        if tuner is not None:
+            tuner.tick()
         n = world.shard_size(task.n_global)  # 0 for a rank left only a weightless filler row
         if n:
             loss_sum += loss.detach().float() * n
@@ -348,7 +355,7 @@ def fit(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress
     job torchrun restarts after a failure resumes from ``last.pt`` by itself. On resume the
     interrupted run's recipe wins; the device and backend are this call's.
     """
-    with session(cfg.device, dist_backend) as (world, device):
+    with session(cfg.device, dist_backend) as (world, device), kept_threads():  # a recipe's threads last for the run
         return _fit(cfg, Path(out_dir), world, device, resume=resume, progress=progress and world.is_main, log=world.log(log))
 
 
@@ -387,6 +394,7 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
                     template=Checkpoint(cfg.model, cfg.model_kwargs, labels, spec, {}, cfg.to_dict()), log=log)
     start_epoch = run.start(last, model, opt, sched, precision, RunRngs(torch_gens={"order": gen, "augment": aug_gen}))
     net = world.wrap(model, device)  # what trains; ``model`` (the same weights) is what is saved and validated
+    tuner = ThreadTuner.for_run(cfg.threads, device)
     log(f"{cfg.model} ({count_parameters(model):,} parameters) on {device}, {world.describe()}{'' if cfg.precision == 'fp32' else ', ' + cfg.precision}; "
         f"train {info['train_samples']:,} from {info['train_source']}, val {info['val_samples']:,} from {info['val_source']}")
     for epoch in range(start_epoch, cfg.epochs + 1):
@@ -394,7 +402,7 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
         world.reseed(cfg.seed, epoch, aug_gen)
         t0 = time.perf_counter()
         tot_loss, tot_ok, seen = train_epoch(net, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress,
-                                             outliers=outliers, world=world, epoch=epoch, precision=precision)
+                                             outliers=outliers, world=world, epoch=epoch, precision=precision, tuner=tuner)
         train_time = time.perf_counter() - t0
         world.sync_buffers(model)
         val_loss, val_acc = world.from_main(lambda: evaluate_split(model, val, device)[:2])
@@ -407,6 +415,7 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
             "lr": float(f"{sched.get_last_lr()[0]:.3e}"),
             "seconds": round(train_time, 1),
             "images_per_s": round(seen / train_time, 1),
+            **({"threads": tuner.chosen} if tuner is not None else {}),
         }
         improved = run.end_epoch(epoch, row, val_acc, info)
         log(

@@ -49,6 +49,7 @@ from ..preprocess import LineSpec, preprocess_line
 from ..reading.line import line_log_probs_with, pad_lines, width_batches
 from ..typeset import Drawn
 from .run import Figure, RunFolder, RunRngs, RunResult, scheduler, seed_everything
+from .threads import ThreadTuner, kept_threads
 
 __all__ = ["LineSet", "SequenceFit", "calibrate_lines", "evaluate_lines", "fit_sequence", "prepare_lines"]
 
@@ -269,7 +270,7 @@ def calibrate_lines(ckpt: Checkpoint, lines: LineSet, device: torch.device, batc
 def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> SequenceFit:
     """Train a sequence model; see the module docstring for what is written. Under
     ``torchrun`` the processes train together as :func:`hcr.train.classify.fit` describes."""
-    with session(cfg.device, dist_backend) as (world, device):
+    with session(cfg.device, dist_backend) as (world, device), kept_threads():  # a recipe's threads last for the run
         return _fit_sequence(cfg, Path(out_dir), world, device, resume=resume, progress=progress and world.is_main, log=world.log(log))
 
 
@@ -359,6 +360,7 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
             row[f"val_cer_ci{tag}"] = round(rates["cer_ci"], 5)
         return row
 
+    tuner = ThreadTuner.for_run(cfg.threads, device)
     for epoch in range(start_epoch, cfg.epochs + 1):
         world.test_exit(epoch)
         rank_rng = world.reseed(cfg.seed, epoch)  # several processes: augmentation apart from the shared order
@@ -372,11 +374,15 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
         world.record_shard(epoch, (int(i) for t in plan for i in t.idx[: world.shard_size(t.n_global)]))
         stream = batch_stream(functools.partial(_line_batch, train, cfg.augment, aug_rng), plan, workers=cfg.loader_workers, pin_memory=device.type == "cuda")
         bar = tqdm(stream, total=len(plan), desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress, leave=False, mininterval=0.5)
+        if tuner is not None:
+            tuner.begin()
         for b, (task, (x, widths, texts)) in enumerate(zip(plan, bar)):
             with precision.autocast():
                 loss = _ctc_batch_loss(net, x, widths, texts, codec, device, stride)
             precision.step(loss if not world.active else loss * world.loss_weight(task.n_global), opt, clip=(model.parameters(), 5.0))
             sched.step()
+            if tuner is not None:
+                tuner.tick()
             n = world.shard_size(task.n_global)  # 0 for a rank left only a weightless filler line
             loss_sum += loss.detach().double() * n
             seen += n
@@ -389,6 +395,8 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(total_loss / total_seen, 5)}
         row.update(world.from_main(validate))
         row.update({"lr": float(f"{sched.get_last_lr()[0]:.3e}"), "seconds": round(train_time, 1), "lines_per_s": round(total_seen / train_time, 1)})
+        if tuner is not None:
+            row["threads"] = tuner.chosen
         improved = run.end_epoch(epoch, row, row["val_cer"], {"val_sets": [v.source for v in vals], **info, **{k: v for k, v in row.items() if k.startswith("val_")}})
         extra = "".join(f" | val{k} CER {row[f'val_cer_{k}']:.4f}" for k in range(1, len(vals)))
         log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} CER {row['val_cer']:.4f} WER {row['val_wer']:.4f}{' *' if improved else ''}{extra} | {row['lines_per_s']:.0f} lines/s")
