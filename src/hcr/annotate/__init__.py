@@ -11,26 +11,5 @@ Importing this package needs no matplotlib, so ``hcr read --annotate`` works on 
 inference-only install.
 """
 
-from .reading import (
-    LINE_BOX_BGR,
-    ReadingLike,
-    ReadingPlan,
-    annotate_reading,
-    annotated_reading_bgr,
-    label_layout,
-    plan_reading,
-    reading_png,
-    rects_overlap,
-)
-
-__all__ = [
-    "LINE_BOX_BGR",
-    "ReadingLike",
-    "ReadingPlan",
-    "annotate_reading",
-    "annotated_reading_bgr",
-    "label_layout",
-    "plan_reading",
-    "reading_png",
-    "rects_overlap",
-]
+from .reading import *  # noqa: F403  (the names of hcr.annotate.reading, by its __all__)
+from .reading import __all__  # noqa: F401
