@@ -304,6 +304,24 @@ def test_the_best_model_is_calibrated_and_decoding_ignores_its_temperature(train
         assert [d.to_dict() for d in a.recognize_inputs(ia)] == [d.to_dict() for d in b.recognize_inputs(ib)], options
 
 
+def test_hcr_calibrate_refits_a_word_model_from_its_recipe(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``hcr calibrate`` on a word/line model rebuilds the validation lines of its recipe and
+    finds the temperature training found; a classifier keeps its own measure (ECE)."""
+    from dataclasses import replace
+
+    from hcr.cli import main
+
+    ck = load_checkpoint(trained / "best.pt")
+    path = tmp_path / "words.pt"
+    save_checkpoint(replace(ck, temperature=1.0, metrics={k: v for k, v in ck.metrics.items() if k != "temperature"}), path)
+    assert main(["calibrate", str(path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "validation CTC NLL per line" in out and f"temperature {ck.temperature:.3f}" in out
+    again = load_checkpoint(path)
+    assert again.temperature == ck.temperature and again.metrics["temperature"] == ck.temperature
+    assert again.state_dict.keys() == ck.state_dict.keys() and all(torch.equal(again.state_dict[k], ck.state_dict[k]) for k in ck.state_dict)
+
+
 def test_finetune_keeps_the_network_and_may_change_its_stride(line_folder: Path, trained: Path, tmp_path: Path) -> None:
     logs: list[str] = []
     cfg = _recipe(line_folder, epochs=1, finetune=str(trained / "best.pt"), model_kwargs={"stride": 4}, alphabet="xy")

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true")
     _add_data_dir(ev)
 
-    ca = sub.add_parser("calibrate", help="fit a model's softmax temperature on its validation split (in place)")
+    ca = sub.add_parser("calibrate", help="fit a model's softmax temperature on its validation split (in place; a character or a word/line model)")
     ca.add_argument("model", help="model file (.pt) trained by hcr train")
     ca.add_argument("--device", default="auto")
     ca.add_argument("--no-progress", action="store_true")
@@ -451,7 +451,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .train.evaluate import calibrate_checkpoint
 
     r = calibrate_checkpoint(args.model, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
-    print(f"{args.model}: temperature {r['temperature']:.3f}; validation ECE {r['val_ece_before']:.4f} -> {r['val_ece_after']:.4f}")
+    how = ("validation ECE", "val_ece") if "val_ece_before" in r else ("validation CTC NLL per line", "val_nll")
+    print(f"{args.model}: temperature {r['temperature']:.3f}; {how[0]} {r[how[1] + '_before']:.4f} -> {r[how[1] + '_after']:.4f}")
     return 0
 
 

@@ -22,7 +22,7 @@ from ..reading.line import LineRecognizer
 from ..runtime import Backend, load_backend
 from ..runtime.torch import resolve_device
 from .classify import _train_val, calibrate, prepare
-from .sequence import prepare_lines
+from .sequence import calibrate_sequence_checkpoint, prepare_lines
 
 #: Display names of the EMNIST subsets.
 _EMNIST_NAMES = {"byclass": "ByClass", "bymerge": "ByMerge", "balanced": "Balanced", "letters": "Letters", "digits": "Digits", "mnist": "MNIST"}
@@ -105,8 +105,15 @@ def evaluate_checkpoint(model_path: str | Path, data: str, split: str | None, ou
 
 
 def calibrate_checkpoint(path: str | Path, *, data_dir: str | None = None, device: str = "auto", progress: bool = True) -> dict[str, float]:
-    """Re-create a model's validation split from its recipe, fit its temperature, save in place."""
+    """Re-create a model's validation split from its recipe, fit its temperature, save in
+    place. A character classifier: by expected calibration error (``val_ece_before``,
+    ``val_ece_after``); a word/line model: by the CTC negative log-likelihood per line
+    (``val_nll_before``, ``val_nll_after``; :func:`hcr.train.sequence.calibrate_lines`)."""
     ckpt = load_checkpoint(path)
+    if ckpt.task == "sequence":
+        result = calibrate_sequence_checkpoint(ckpt, resolve_device(device), data_dir=data_dir, progress=progress, log=lambda _: None)
+        save_checkpoint(ckpt, path)
+        return result
     cfg = TrainConfig.from_dict(ckpt.config)
     if data_dir:
         cfg.data_dir = data_dir

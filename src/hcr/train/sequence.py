@@ -51,7 +51,7 @@ from ..typeset import Drawn
 from .run import Figure, RunFolder, RunRngs, RunResult, scheduler, seed_everything
 from .threads import ThreadTuner, kept_threads
 
-__all__ = ["LineSet", "SequenceFit", "calibrate_lines", "evaluate_lines", "fit_sequence", "prepare_lines"]
+__all__ = ["LineSet", "SequenceFit", "calibrate_lines", "calibrate_sequence_checkpoint", "evaluate_lines", "fit_sequence", "prepare_lines"]
 
 
 # --------------------------------------------------------------------------- data
@@ -212,17 +212,20 @@ class SequenceFit(RunResult):
     rank: int = 0  # under torchrun: this process's rank (0 wrote the files)
 
 
-def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callable[[str], None]) -> tuple[list[LineSet], list[LineSet]]:
+def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callable[[str], None], *, validation_only: bool = False) -> tuple[list[LineSet], list[LineSet]]:
+    """The training and validation lines of each of the recipe's data sets; with
+    ``validation_only`` the first data set's validation lines alone (the ones that pick the
+    best epoch and calibrate it), and no training lines."""
     workers = min(os.cpu_count() or 1, 4)
     trains: list[LineSet] = []
     vals: list[LineSet] = []
-    for spec_name in cfg.data:
+    for spec_name in cfg.data[:1] if validation_only else cfg.data:
         opts = dict(cfg.data_options.get(spec_name, {}))
         repeat = int(opts.pop("repeat", 1))  # the training lines this many times per epoch
         synthetic = spec_name.startswith(("synth:", "fonts:"))
         src = get_line_source(spec_name, cfg.data_dir, **opts) if synthetic else get_line_source(spec_name, cfg.data_dir, val_fraction=cfg.val_fraction, seed=cfg.seed, **opts)
         t0 = time.perf_counter()
-        for split, into in (("train", trains), ("val", vals)):
+        for split, into in (("val", vals),) if validation_only else (("train", trains), ("val", vals)):
             if isinstance(src, (SyntheticLines, FontLines)):  # cached by recipe: no rendering on a hit
                 into.append(prepare_lines(functools.partial(src.load, split), spec, progress=progress, key=src.recipe_key(split), code=src.code_files(), workers=workers))
                 continue
@@ -230,6 +233,9 @@ def _load_sets(cfg: SequenceConfig, spec: LineSpec, progress: bool, log: Callabl
             if split == "train" and cfg.max_train_samples and len(part) > cfg.max_train_samples:
                 part = part.subset(np.sort(np.random.default_rng(cfg.seed).permutation(len(part))[: cfg.max_train_samples]))
             into.append(prepare_lines(part, spec, progress=progress, workers=workers))
+        if validation_only:
+            log(f"{spec_name}: val {len(vals[-1]):,} lines from {vals[-1].source} ({time.perf_counter() - t0:.0f} s)")
+            continue
         if repeat > 1:
             t = trains[-1]
             trains[-1] = LineSet(t.images * repeat, t.texts * repeat, t.ids * repeat, f"{t.source} x{repeat}", t.citation, t.blank_dropped)
@@ -265,6 +271,26 @@ def calibrate_lines(ckpt: Checkpoint, lines: LineSet, device: torch.device, batc
     before = nll(1.0)
     ckpt.temperature = best_temperature(nll)
     return {"temperature": ckpt.temperature, "val_nll_before": round(before, 5), "val_nll_after": round(nll(ckpt.temperature), 5)}
+
+
+def calibrate_sequence_checkpoint(ckpt: Checkpoint, device: torch.device, *, data_dir: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, float]:
+    """Fit the temperature of a word/line model file on the validation lines its recipe
+    held out (rebuilt from the recipe in the file, as training picked them), like
+    :func:`fit_sequence` does at the end of a run. Sets ``ckpt.temperature`` and its metrics."""
+    cfg = SequenceConfig.from_dict(ckpt.config)
+    if data_dir:
+        cfg.data_dir = data_dir
+    if not isinstance(ckpt.spec, LineSpec):
+        raise HcrError(f"{ckpt.source}: a character classifier, not a word/line model")
+    _, vals = _load_sets(cfg, ckpt.spec, progress, log, validation_only=True)
+    bad = [t for t in vals[0].texts if not ckpt.codec.can_encode(t)]
+    if bad:
+        raise HcrError(f"{vals[0].source}: {len(bad)} validation line(s) with characters the model cannot write: not the data it was trained on")
+    result = calibrate_lines(ckpt, vals[0], device)
+    if result is None:
+        raise HcrError(f"{vals[0].source}: no validation lines to calibrate on")
+    ckpt.metrics.update(result)
+    return result
 
 
 def fit_sequence(cfg: SequenceConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print, dist_backend: str = "auto") -> SequenceFit:
