@@ -10,8 +10,9 @@ measured on this machine class (4,400 images/s, issue #2) is used and labelled a
 Everything is measured twice: on an idle machine, then under a parallel load the script
 starts itself (``--load N`` processes spinning on the CPU, default one per core), which is
 what a shared machine looks like. hcr's training is measured with PyTorch's thread count
-(one per core, what ``hcr train`` uses by default) and with ``threads: auto``
-(:mod:`hcr.train.threads`: the count picked by timing the steps).
+(one per core, what ``hcr train`` uses by default), with ``threads: auto`` (the count
+picked by timing the steps) and with ``threads: split`` (each batch cut between threads of
+one thread per operation; :mod:`hcr.train.threads`).
 
     python benchmarks/throughput.py [--models seed-cnn hcr-cnn] [--keras-python PATH] [--load N]
 """
@@ -39,7 +40,7 @@ from hcr.config import TrainConfig
 from hcr.models import channels_last, count_parameters, create_model
 from hcr.runtime.torch import batched_probs
 from hcr.train.classify import Split, _augmenter, build_optimizer, train_epoch
-from hcr.train.threads import AUTO, ThreadTuner, kept_threads
+from hcr.train.threads import AUTO, SPLIT, SplitStep, ThreadTuner, kept_threads
 
 KERAS_REFERENCE_TRAIN = 4400.0  # images/s, Keras 3 + TensorFlow, batch 128, Adam, this machine class
 
@@ -83,7 +84,8 @@ def train_rate(model_name: str, steps: int, repeats: int = 3, threads: int | str
     gen, aug_gen = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     with kept_threads():
         tuner = ThreadTuner.for_run(threads, dev)
-        train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, max_steps=10, tuner=tuner)  # warm-up
+        parts = SplitStep.for_run(threads, model, dev, distributed=False)
+        train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, max_steps=10, tuner=tuner, split=parts)  # warm-up
         while tuner is not None and tuner.probing:  # a run's first probe: its first seconds, not timed
             train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, max_steps=10, tuner=tuner)
         # with a tuner, each timed repeat spans a whole cycle (the steps it holds a count, then a probe),
@@ -93,8 +95,10 @@ def train_rate(model_name: str, steps: int, repeats: int = 3, threads: int | str
         for _ in range(repeats):
             t, seen = time.perf_counter(), 0
             for _ in range(max(1, cycle)):
-                seen += train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, tuner=tuner)[2]
+                seen += train_epoch(model, opt, sched, split, aug, cfg, gen, aug_gen, dev, progress=False, tuner=tuner, split=parts)[2]
             rates.append(seen / (time.perf_counter() - t))
+        if parts is not None:
+            parts.close()
     return statistics.median(rates)
 
 
@@ -142,18 +146,18 @@ def cpu_load(processes: int) -> Iterator[None]:
             p.join()
 
 
-Row = tuple[str, float, float, float]  # model, training images/s (fixed threads, threads: auto), inference images/s
+Row = tuple[str, float, float, float, float]  # model, training images/s (fixed threads, threads: auto, threads: split), inference images/s
 
 
 def measure(models: list[str], steps: int, keras_python: str | None) -> tuple[list[Row], dict[str, float] | None]:
-    rows = [(name, train_rate(name, steps), train_rate(name, steps, threads=AUTO), infer_rate(name)) for name in models]
+    rows = [(name, train_rate(name, steps), train_rate(name, steps, threads=AUTO), train_rate(name, steps, threads=SPLIT), infer_rate(name)) for name in models]
     return rows, keras_rates(keras_python, steps) if keras_python else None
 
 
 def report(label: str, rows: list[Row], keras: dict[str, float] | None) -> None:
     print(f"-- {label}")
-    for name, tr, tr_auto, inf in rows:
-        print(f"{name:10s} {count_parameters(create_model(name, 10)):>9,} params   train {tr:8.0f} img/s (batch 128, Adam; threads: auto {tr_auto:6.0f})   "
+    for name, tr, tr_auto, tr_split, inf in rows:
+        print(f"{name:10s} {count_parameters(create_model(name, 10)):>9,} params   train {tr:8.0f} img/s (batch 128, Adam; threads: auto {tr_auto:6.0f}, split {tr_split:6.0f})   "
               f"inference {inf:8.0f} img/s (batch 512)")
     if keras:
         print(f"{'keras':10s} {'':>9s}          train {keras['train']:8.0f} img/s (same network, batch 128, Adam)   inference {keras['infer']:8.0f} img/s  [measured in this run]")
@@ -162,7 +166,7 @@ def report(label: str, rows: list[Row], keras: dict[str, float] | None) -> None:
         print(f"keras reference: {ref:.0f} img/s training (issue #2 figure for this machine class, idle; pass --keras-python to measure it here)")
     seed = next((r for r in rows if r[0] == "seed-cnn"), None)
     if seed:
-        for how, rate in ((f"{torch.get_num_threads()} threads", seed[1]), ("threads: auto", seed[2])):
+        for how, rate in ((f"{torch.get_num_threads()} threads", seed[1]), ("threads: auto", seed[2]), ("threads: split", seed[3])):
             ratio = rate / ref
             print(f"{label}: seed-cnn training speed ({how}) / Keras = {ratio:.2f}x  ({'OK' if ratio >= 1 else 'SLOWER'})")
 

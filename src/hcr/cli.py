@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--precision", choices=PRECISIONS, help="fp32 (default); bf16 or fp16 autocast for the forward pass (fp16: GPU only)")
     tr.add_argument("--loader-workers", type=int, metavar="N", help="processes that build and augment batches ahead of the training step (default 0: in the training process)")
-    tr.add_argument("--threads", metavar="N|auto", help="CPU threads of a training step: N (default 0: one per core), or auto: the fastest count, "
-                                                    "measured every 500 steps (for machines shared with other work; not bit-for-bit repeatable)")
+    tr.add_argument("--threads", metavar="N|auto|split", help="CPU threads of a training step: N (default 0: one per core); auto: the fastest count, "
+                                                    "measured every 500 steps (not bit-for-bit repeatable); split: each batch cut between threads, "
+                                                    "one per operation (fp32 character models; the fastest on machines shared with other work)")
     tr.add_argument("--dist-backend", choices=dist_backends, default="auto",
                     help="under torchrun: the process group's backend (auto: nccl on GPUs, gloo on the CPU)")
     tr.add_argument("--out", required=True, help="run folder (best.pt, last.pt, history, curves); under torchrun rank 0 writes it")

@@ -135,8 +135,10 @@ class _Recipe:
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise HcrError(f"loader_workers must be a whole number >= 0, got {workers!r}")
         threads = self.threads  # type: ignore[attr-defined]
-        if threads != "auto" and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
-            raise HcrError(f"threads must be auto or a whole number >= 0 (0: one per core), got {threads!r}")
+        if threads not in ("auto", "split") and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
+            raise HcrError(f"threads must be auto, split or a whole number >= 0 (0: one per core), got {threads!r}")
+        if threads == "split" and (self.task != "classify" or precision != "fp32" or getattr(self, "outliers", 0)):  # type: ignore[attr-defined]
+            raise HcrError("threads: split is for character models trained in fp32 without outliers; use auto or a number of threads")
 
 
 @dataclass
@@ -173,7 +175,7 @@ class TrainConfig(_Recipe):
     finetune: str | None = None  # checkpoint to start from (its label set may differ)
     precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16: GPU only); autocast for the forward pass (hcr.amp)
     loader_workers: int = 0  # processes assembling and augmenting batches ahead of the step (0: in the training process)
-    threads: int | str = 0  # CPU threads of a step: 0 = one per core, N, or auto = the fastest count, re-measured as the load changes (hcr.train.threads)
+    threads: int | str = 0  # CPU threads of a step: 0 = one per core, N, auto = the fastest count, re-measured as the load changes, or split = the batch cut between threads (hcr.train.threads)
 
     def validate(self) -> None:
         if self.task != "classify":

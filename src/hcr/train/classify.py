@@ -35,7 +35,7 @@ from ..models import channels_last, count_parameters, create_model
 from ..preprocess import PreprocessSpec, preprocess_many
 from ..runtime.torch import batched_logits, batched_probs
 from .run import Figure, RunFolder, RunResult, RunRngs, scheduler, seed_everything
-from .threads import ThreadTuner, kept_threads
+from .threads import SplitStep, ThreadTuner, kept_threads
 
 # --------------------------------------------------------------------------- data
 
@@ -258,6 +258,26 @@ def _plan_epoch(train: Split, cfg: TrainConfig, gen: torch.Generator, steps: int
     return plan
 
 
+def _whole_step(model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, task: _Batch, cfg: TrainConfig, world: World,
+                device: torch.device, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, backward and optimizer step of a batch in one pass (with its outliers; this
+    rank's share of the global batch's loss); returns this rank's loss and the labelled
+    inputs' logits."""
+    with precision.autocast():
+        logits = model(xb.contiguous(memory_format=torch.channels_last))  # (B + outliers, n)
+        if task.out_idx is not None:
+            logits, out_logits = logits[: len(yb)], logits[len(yb) :]
+        terms = [(F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing), task.n_global)]
+        if task.out_idx is not None:  # outlier exposure: KL divergence from the uniform distribution (0 when uniform)
+            kl = -F.log_softmax(out_logits, dim=1).mean(dim=1) - math.log(out_logits.shape[1])
+            terms.append((cfg.outlier_weight * kl.mean(), task.out_global))
+        loss = terms[0][0] if len(terms) == 1 else terms[0][0] + terms[1][0]  # this rank's loss, as reported
+        # the gradient DDP averages is the global batch's: each term weighted by this rank's share of it
+        step_loss = loss if not world.active else sum((t * world.loss_weight(n) for t, n in terms), torch.zeros((), device=device))
+    precision.step(step_loss, opt)
+    return loss, logits
+
+
 def train_epoch(
     model: nn.Module,
     opt: torch.optim.Optimizer,
@@ -277,6 +297,7 @@ def train_epoch(
     epoch: int = 0,
     precision: Precision | None = None,
     tuner: ThreadTuner | None = None,
+    split: SplitStep | None = None,
 ) -> tuple[float, int, int]:
     """One pass over ``train`` in a seeded order: (summed loss, correct, images seen), summed
     over all ranks of ``world``.
@@ -286,7 +307,9 @@ def train_epoch(
     doodles join each batch and are trained towards the uniform distribution. In a world of
     several processes each trains on its stride of every global batch (:mod:`hcr.distributed`);
     with ``cfg.loader_workers`` the batches are built and augmented in worker processes. A
-    ``tuner`` (``threads: auto``) times the steps and sets the number of CPU threads.
+    ``tuner`` (``threads: auto``) times the steps and sets the number of CPU threads; with
+    ``split`` (``threads: split``: no outliers, fp32, one process) each step's batch is cut
+    between threads.
     """
     model.train()
     world = world or World()
@@ -311,18 +334,13 @@ def train_epoch(
         yb = yb.to(device, non_blocking=True)
         if augment is not None and not workers:
             xb = augment(xb, aug_gen)
-        with precision.autocast():
-            logits = model(xb.contiguous(memory_format=torch.channels_last))  # (B + outliers, n)
-            if task.out_idx is not None:
-                logits, out_logits = logits[: len(yb)], logits[len(yb) :]
-            terms = [(F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing), task.n_global)]
-            if task.out_idx is not None:  # outlier exposure: KL divergence from the uniform distribution (0 when uniform)
-                kl = -F.log_softmax(out_logits, dim=1).mean(dim=1) - math.log(out_logits.shape[1])
-                terms.append((cfg.outlier_weight * kl.mean(), task.out_global))
-            loss = terms[0][0] if len(terms) == 1 else terms[0][0] + terms[1][0]  # this rank's loss, as reported
-            # the gradient DDP averages is the global batch's: each term weighted by this rank's share of it
-            step_loss = loss if not world.active else sum((t * world.loss_weight(n) for t, n in terms), torch.zeros((), device=device))
-        precision.step(step_loss, opt)
+        if split is not None:
+            opt.zero_grad(set_to_none=True)
+            loss, logits = split.run(xb.contiguous(memory_format=torch.channels_last), yb, functools.partial(F.cross_entropy, label_smoothing=cfg.label_smoothing),
+                                     [rank_seed(cfg.seed, k, epoch, b) for k in range(split.parts)])
+            opt.step()
+        else:
+            loss, logits = _whole_step(model, opt, xb, yb, task, cfg, world, device, precision)
         sched.step()
         if tuner is not None:
             tuner.tick()
@@ -397,33 +415,38 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
     tuner = ThreadTuner.for_run(cfg.threads, device)
     log(f"{cfg.model} ({count_parameters(model):,} parameters) on {device}, {world.describe()}{'' if cfg.precision == 'fp32' else ', ' + cfg.precision}; "
         f"train {info['train_samples']:,} from {info['train_source']}, val {info['val_samples']:,} from {info['val_source']}")
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        world.test_exit(epoch)
-        world.reseed(cfg.seed, epoch, aug_gen)
-        t0 = time.perf_counter()
-        tot_loss, tot_ok, seen = train_epoch(net, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress,
-                                             outliers=outliers, world=world, epoch=epoch, precision=precision, tuner=tuner)
-        train_time = time.perf_counter() - t0
-        world.sync_buffers(model)
-        val_loss, val_acc = world.from_main(lambda: evaluate_split(model, val, device)[:2])
-        row = {
-            "epoch": epoch,
-            "train_loss": round(tot_loss / seen, 5),
-            "train_acc": round(tot_ok / seen, 5),
-            "val_loss": round(val_loss, 5),
-            "val_acc": round(val_acc, 5),
-            "lr": float(f"{sched.get_last_lr()[0]:.3e}"),
-            "seconds": round(train_time, 1),
-            "images_per_s": round(seen / train_time, 1),
-            **({"threads": tuner.chosen} if tuner is not None else {}),
-        }
-        improved = run.end_epoch(epoch, row, val_acc, info)
-        log(
-            f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['images_per_s']:.0f} img/s"
-        )
-        if run.should_stop():
-            break
+    split = SplitStep.for_run(cfg.threads, model, device, world.active)
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            world.test_exit(epoch)
+            world.reseed(cfg.seed, epoch, aug_gen)
+            t0 = time.perf_counter()
+            tot_loss, tot_ok, seen = train_epoch(net, opt, sched, train, augment, cfg, gen, aug_gen, device, desc=f"epoch {epoch}/{cfg.epochs}", progress=progress,
+                                                 outliers=outliers, world=world, epoch=epoch, precision=precision, tuner=tuner, split=split)
+            train_time = time.perf_counter() - t0
+            world.sync_buffers(model)
+            val_loss, val_acc = world.from_main(lambda: evaluate_split(model, val, device)[:2])
+            row = {
+                "epoch": epoch,
+                "train_loss": round(tot_loss / seen, 5),
+                "train_acc": round(tot_ok / seen, 5),
+                "val_loss": round(val_loss, 5),
+                "val_acc": round(val_acc, 5),
+                "lr": float(f"{sched.get_last_lr()[0]:.3e}"),
+                "seconds": round(train_time, 1),
+                "images_per_s": round(seen / train_time, 1),
+                **({"threads": tuner.chosen} if tuner is not None else {}),
+            }
+            improved = run.end_epoch(epoch, row, val_acc, info)
+            log(
+                f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+                f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} | {row['images_per_s']:.0f} img/s"
+            )
+            if run.should_stop():
+                break
+    finally:
+        if split is not None:
+            split.close()
 
     def calibrated(best: Checkpoint) -> str:
         result = calibrate(best, val, device)

@@ -1,33 +1,51 @@
-"""How many CPU threads a training step uses: fixed, or picked by measured speed.
+"""How a training step uses the CPU's threads: a fixed count, the batch split between
+threads, or the count picked by measured speed.
 
 PyTorch splits each operation of a step evenly between its OpenMP threads, and the
 operation ends when the slowest thread ends. On an idle machine two threads are faster than
 one; on a machine whose cores are busy with other work, the thread the operating system
-has paused holds every operation up, and one thread is faster: on a shared 2-core machine
-seed-cnn trained at about 1,700-2,000 images/s with 2 threads and 3,200-3,700 with 1
-(benchmarks/README.md, "Throughput").
+has paused holds every operation up: on a shared 2-core machine seed-cnn trained at about
+1,200-2,000 images/s with 2 threads and 2,600-3,700 with 1 (benchmarks/README.md,
+"Throughput").
 
 ``threads`` in a recipe (``hcr train --threads``):
 
 - ``0`` (default): PyTorch's own count (one per core), kept for the whole run;
 - ``N``: N threads, kept for the whole run;
+- ``split``: each step's batch is cut into one part per core, and each part runs its
+  forward and backward pass in its own thread with one thread per operation
+  (:class:`SplitStep`); the parts' gradients add up to the whole batch's (as under
+  ``torchrun``, but in one process). No operation waits for another thread, so a
+  descheduled thread holds up only its own part: seed-cnn trained at 1.1x Keras' speed
+  under load and 1.2x idle, where PyTorch's own threads reach about half of Keras under
+  load. Each part draws its dropout from its own generator, seeded by the step, so a
+  ``split`` run is repeatable (its numbers differ from a whole-batch run's in the last
+  bits and in the dropout drawn). For fp32 character models on the CPU in one process,
+  without outliers;
 - ``auto``: :class:`ThreadTuner` times a few steps with each candidate count (all the
-  threads, half of them, one), in turns, trains with the fastest, and measures again every
-  500 steps, so a run follows the machine's load (the probes cost a few per cent). The numbers a step computes
-  depend (in the last bits) on how its sums are split between threads, so an ``auto`` run
-  is not bit-for-bit repeatable when the load changes; a fixed count is.
+  threads, half of them, one), in turns, trains with the fastest, and measures again
+  every 500 steps, so a run follows the machine's load (the probes cost a few per cent).
+  The numbers a step computes depend (in the last bits) on how its sums are split between
+  threads, so an ``auto`` run is not bit-for-bit repeatable when the load changes.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import torch
+from torch import nn
+
+from ..errors import HcrError
 
 #: The ``threads`` value that picks the count by measured speed.
 AUTO = "auto"
+#: The ``threads`` value that splits each step's batch between threads (:class:`SplitStep`).
+SPLIT = "split"
 
 
 def thread_candidates(most: int) -> tuple[int, ...]:
@@ -81,7 +99,10 @@ class ThreadTuner:
     @classmethod
     def for_run(cls, threads: int | str, device: torch.device) -> ThreadTuner | None:
         """Apply a recipe's ``threads``: a fixed count is set here (None returned); ``auto`` on
-        the CPU gives a tuner (on a GPU the CPU threads hardly matter: None)."""
+        the CPU gives a tuner (on a GPU the CPU threads hardly matter: None); ``split``: None
+        (see :meth:`SplitStep.for_run`)."""
+        if threads == SPLIT:
+            return None  # :class:`SplitStep`'s
         if threads == AUTO:
             most = torch.get_num_threads()
             return cls(thread_candidates(most)) if device.type == "cpu" and most > 1 else None
@@ -159,4 +180,100 @@ class ThreadTuner:
                 self._decide()
 
 
-__all__ = ["AUTO", "ThreadTuner", "kept_threads", "thread_candidates"]
+class _SeededDropout(nn.Module):
+    """``nn.Dropout`` drawing from its own generator (the global one is shared by threads)."""
+
+    def __init__(self, p: float, generator: torch.Generator) -> None:
+        super().__init__()
+        self.p, self.generator = p, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator)
+        return x * keep / (1 - self.p)
+
+
+def _replica(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """A copy of ``model`` sharing its parameters (so gradients meet in them), with buffers
+    of its own and its dropout drawn from ``generator``."""
+    rep = copy.deepcopy(model, memo={id(p): p for p in model.parameters()})
+    for name, module in list(rep.named_modules()):
+        if type(module) is nn.Dropout:
+            parent, _, leaf = name.rpartition(".")
+            setattr(rep.get_submodule(parent) if parent else rep, leaf, _SeededDropout(module.p, generator))
+        elif isinstance(module, nn.modules.dropout._DropoutNd):
+            raise HcrError(f"threads: split does not support {type(module).__name__} layers (only Dropout)")
+    return rep
+
+
+class SplitStep:
+    """One training step's forward and backward passes as ``parts`` slices of the batch, in
+    ``parts`` threads (the calling one and ``parts - 1`` more, one thread per operation each:
+    ``threads: split``).
+
+    The slices run on copies of the model that share its parameters, so their gradients add
+    up in the parameters' ``.grad``; each slice's loss is weighted by its share of the batch,
+    so the sum is the whole batch's mean-loss gradient (adding floats is commutative, so
+    the order the threads finish in does not change a bit). Buffers (batch-norm statistics)
+    are the first slice's, copied back to the model after every step, as
+    ``DistributedDataParallel`` broadcasts rank 0's. Call :meth:`close` after the run.
+    """
+
+    def __init__(self, model: nn.Module, parts: int) -> None:
+        if parts < 2:
+            raise ValueError(f"a split step needs at least 2 parts, got {parts}")
+        self.model, self.parts = model, parts
+        self.generators = [torch.Generator() for _ in range(parts)]
+        self.replicas = [_replica(model, g) for g in self.generators]
+        # the calling thread runs the first part itself: one thread fewer to wake each step
+        self._pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="hcr-step", initializer=torch.set_num_threads, initargs=(1,))
+
+    @classmethod
+    def for_run(cls, threads: int | str, model: nn.Module, device: torch.device, distributed: bool) -> SplitStep | None:
+        """A split step for a recipe with ``threads: split`` (one part per thread PyTorch
+        would use, at least 2; the calling thread keeps one thread for the optimizer), else None."""
+        if threads != SPLIT:
+            return None
+        if device.type != "cpu" or distributed:
+            raise HcrError("threads: split runs on the CPU in one process (not on a GPU or under torchrun)")
+        step = cls(model, max(2, torch.get_num_threads()))
+        torch.set_num_threads(1)
+        return step
+
+    def run(self, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward of the batch ``(x, y)``; ``seeds``: one per part, for its
+        dropout. Returns the batch's loss and logits (both detached); the gradients are in
+        the model's parameters."""
+        n = len(x)
+        bounds = [round(n * k / self.parts) for k in range(self.parts + 1)]
+
+        def work(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+            a, b = bounds[k], bounds[k + 1]
+            rep = self.replicas[k]
+            rep.train(self.model.training)
+            self.generators[k].manual_seed(seeds[k])
+            logits = rep(x[a:b])
+            loss = loss_fn(logits, y[a:b]) * ((b - a) / n)
+            loss.backward()
+            return loss.detach(), logits.detach()
+
+        others = [self._pool.submit(work, k) for k in range(1, self.parts) if bounds[k + 1] > bounds[k]]
+        done = [work(0)] + [f.result() for f in others]
+        with torch.no_grad():
+            mine = dict(self.model.named_buffers())
+            for name, buf in self.replicas[0].named_buffers():
+                mine[name].copy_(buf)
+            for rep in self.replicas[1:]:
+                for name, buf in rep.named_buffers():
+                    buf.copy_(mine[name])
+        loss = done[0][0]
+        for part_loss, _ in done[1:]:
+            loss = loss + part_loss
+        return loss, torch.cat([logits for _, logits in done])
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+
+__all__ = ["AUTO", "SPLIT", "SplitStep", "ThreadTuner", "kept_threads", "thread_candidates"]
