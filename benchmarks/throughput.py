@@ -32,7 +32,6 @@ import sys
 import time
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 
 import hcr  # noqa: F401  (before torch, as `hcr train` does: its OpenMP wait policy)
