@@ -213,6 +213,18 @@ def test_split_step_gradient_is_the_whole_batch_gradient() -> None:
         assert torch.allclose(a.grad, b.grad, atol=1e-6)
 
 
+def test_a_batch_smaller_than_the_parts_leaves_the_empty_parts_out() -> None:
+    from hcr.train.threads import SplitStep
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10))
+    step = SplitStep(model, 4)
+    try:
+        loss, logits = step.run(torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3]), torch.nn.functional.cross_entropy, [0, 1, 2, 3])
+    finally:
+        step.close()
+    assert logits.shape == (3, 10) and torch.isfinite(loss) and all(torch.isfinite(q.grad).all() for q in model.parameters())
+
+
 def test_split_step_keeps_the_first_parts_batch_statistics() -> None:
     from hcr.train.threads import SplitStep
 

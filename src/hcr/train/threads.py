@@ -246,7 +246,8 @@ class SplitStep:
         dropout. Returns the batch's loss and logits (both detached); the gradients are in
         the model's parameters."""
         n = len(x)
-        bounds = [round(n * k / self.parts) for k in range(self.parts + 1)]
+        sizes = [n // self.parts + (k < n % self.parts) for k in range(self.parts)]  # the first parts one larger
+        bounds = [sum(sizes[:k]) for k in range(self.parts + 1)]
 
         def work(k: int) -> tuple[torch.Tensor, torch.Tensor]:
             a, b = bounds[k], bounds[k + 1]
