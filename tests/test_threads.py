@@ -276,3 +276,23 @@ def test_split_is_refused_where_it_does_not_apply() -> None:
         SplitStep.for_run("split", _tiny(), torch.device("cpu"), distributed=True)
     with pytest.raises(HcrError, match="Dropout2d"):
         SplitStep(torch.nn.Sequential(torch.nn.Dropout2d(0.1)), 2)
+
+
+def test_a_resumed_split_run_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
+    from hcr.train.classify import fit
+
+    cfg = TrainConfig(data="digits", epochs=3, batch_size=64, max_train_samples=400, augment="light", threads="split")
+
+    def stop_after_epoch_2(line: str) -> None:
+        if line.startswith("epoch 2/3"):
+            raise KeyboardInterrupt
+
+    with kept_threads():
+        torch.set_num_threads(2)
+        whole = fit(cfg, tmp_path / "a", progress=False, log=lambda s: None)
+        with pytest.raises(KeyboardInterrupt):
+            fit(cfg, tmp_path / "b", progress=False, log=stop_after_epoch_2)
+        assert torch.get_num_threads() == 2  # restored after the interruption too
+        resumed = fit(cfg, tmp_path / "b", resume=True, progress=False, log=lambda s: None)
+    wa, wb = load_checkpoint_weights(whole.last_path), load_checkpoint_weights(resumed.last_path)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
