@@ -197,7 +197,8 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
 
 
 def calibrate(ckpt: Checkpoint, val: Split, device: torch.device) -> dict[str, float]:
-    """Fit ``ckpt.temperature`` on ``val``; returns the validation ECE before and after."""
+    """Fit ``ckpt.temperature`` on ``val``; returns the validation ECE before and after, also
+    recorded in ``ckpt.metrics``."""
     model = channels_last(ckpt.build_model().to(device))
     logits = batched_logits(model, val.x, device=device)
     y = val.y.numpy()
@@ -208,7 +209,9 @@ def calibrate(ckpt: Checkpoint, val: Split, device: torch.device) -> dict[str, f
 
     before = ece(1.0)
     ckpt.temperature = fit_temperature(logits, val.y)
-    return {"temperature": ckpt.temperature, "val_ece_before": round(before, 5), "val_ece_after": round(ece(ckpt.temperature), 5)}
+    result = {"temperature": ckpt.temperature, "val_ece_before": round(before, 5), "val_ece_after": round(ece(ckpt.temperature), 5)}
+    ckpt.metrics.update(result)
+    return result
 
 
 @dataclass
@@ -450,7 +453,6 @@ def _fit(cfg: TrainConfig, out: Path, world: World, device: torch.device, *, res
 
     def calibrated(best: Checkpoint) -> str:
         result = calibrate(best, val, device)
-        best.metrics.update(result)
         return f"calibrated on validation: temperature {result['temperature']:.3f}, ECE {result['val_ece_before']:.4f} -> {result['val_ece_after']:.4f}"
 
     run.finish(calibrated)

@@ -121,7 +121,6 @@ def calibrate_checkpoint(path: str | Path, *, data_dir: str | None = None, devic
     if labels.symbols != ckpt.label_map.symbols:
         raise HcrError(f"{path}: its recipe's data set no longer has the model's classes")
     result = calibrate(ckpt, val, resolve_device(device))
-    ckpt.metrics.update(result)
     save_checkpoint(ckpt, path)
     return result
 

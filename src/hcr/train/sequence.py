@@ -249,12 +249,19 @@ def evaluate_lines(model: nn.Module, lines: LineSet, codec: CTCCodec, device: to
     return error_rates(lines.texts, [d.text for d in decoded]), decoded
 
 
+def _require_spellable(lines: LineSet, codec: CTCCodec, what: str) -> None:
+    """An error naming ``lines`` and how many of them ``codec`` cannot encode (``what`` they are), if any."""
+    bad = sum(not codec.can_encode(t) for t in lines.texts)
+    if bad:
+        raise HcrError(f"{lines.source}: {bad} {what}")
+
+
 @torch.inference_mode()
 def calibrate_lines(ckpt: Checkpoint, lines: LineSet, device: torch.device, batch_size: int = 64) -> dict[str, float] | None:
     """Fit ``ckpt.temperature`` of a word/line model on ``lines`` (its validation lines): the
     temperature minimising the CTC negative log-likelihood per line
-    (:func:`hcr.metrics.best_temperature`). Returns it with the NLL before and after, or
-    None (nothing changed) without lines. Decoding never uses it (see :mod:`hcr.reading.line`):
+    (:func:`hcr.metrics.best_temperature`). Returns it with the NLL before and after (also
+    recorded in ``ckpt.metrics``), or None (nothing changed) without lines. Decoding never uses it (see :mod:`hcr.reading.line`):
     it is the model's calibration, stored like a classifier's."""
     if not len(lines):
         return None
@@ -270,7 +277,9 @@ def calibrate_lines(ckpt: Checkpoint, lines: LineSet, device: torch.device, batc
 
     before = nll(1.0)
     ckpt.temperature = best_temperature(nll)
-    return {"temperature": ckpt.temperature, "val_nll_before": round(before, 5), "val_nll_after": round(nll(ckpt.temperature), 5)}
+    result = {"temperature": ckpt.temperature, "val_nll_before": round(before, 5), "val_nll_after": round(nll(ckpt.temperature), 5)}
+    ckpt.metrics.update(result)
+    return result
 
 
 def calibrate_sequence_checkpoint(ckpt: Checkpoint, device: torch.device, *, data_dir: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, float]:
@@ -283,13 +292,10 @@ def calibrate_sequence_checkpoint(ckpt: Checkpoint, device: torch.device, *, dat
     if not isinstance(ckpt.spec, LineSpec):
         raise HcrError(f"{ckpt.source}: a character classifier, not a word/line model")
     _, vals = _load_sets(cfg, ckpt.spec, progress, log, validation_only=True)
-    bad = [t for t in vals[0].texts if not ckpt.codec.can_encode(t)]
-    if bad:
-        raise HcrError(f"{vals[0].source}: {len(bad)} validation line(s) with characters the model cannot write: not the data it was trained on")
+    _require_spellable(vals[0], ckpt.codec, "validation line(s) with characters the model cannot write: not the data it was trained on")
     result = calibrate_lines(ckpt, vals[0], device)
     if result is None:
         raise HcrError(f"{vals[0].source}: no validation lines to calibrate on")
-    ckpt.metrics.update(result)
     return result
 
 
@@ -347,10 +353,8 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
         # the recipe's model_kwargs may change what has no weights (the column stride, dropout)
         cfg = cfg.updated(model=base.model_name, model_kwargs={**base.model_kwargs, **cfg.model_kwargs}, preprocess=base.spec.to_dict())
         spec = LineSpec.from_dict(cfg.preprocess)
-    for v in vals:  # drop validation lines the alphabet cannot spell (impossible only with finetune quirks)
-        bad = [i for i, t in enumerate(v.texts) if not codec.can_encode(t)]
-        if bad:
-            raise HcrError(f"{v.source}: {len(bad)} line(s) with characters outside the alphabet")
+    for v in vals:  # validation lines the alphabet cannot spell (impossible only with finetune quirks)
+        _require_spellable(v, codec, "line(s) with characters outside the alphabet")
     kwargs = {"in_height": spec.height, **cfg.model_kwargs}
     model = create_model(cfg.model, codec.num_classes, **kwargs).to(device)
     if base is not None:
@@ -433,7 +437,6 @@ def _fit_sequence(cfg: SequenceConfig, out: Path, world: World, device: torch.de
         result = calibrate_lines(best, vals[0], device)
         if result is None:
             return None
-        best.metrics.update(result)
         return f"calibrated on validation: temperature {result['temperature']:.3f}, CTC NLL per line {result['val_nll_before']:.4f} -> {result['val_nll_after']:.4f}"
 
     run.finish(calibrated)
