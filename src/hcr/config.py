@@ -16,6 +16,9 @@ from .errors import HcrError
 
 #: Training precisions (``precision:``): float32, or autocast to bfloat16 / float16 (hcr.amp).
 PRECISIONS = ("fp32", "bf16", "fp16")
+#: The ``threads`` values besides a count (:mod:`hcr.train.threads`): the count picked by measured speed, the batch split between threads.
+THREAD_AUTO, THREAD_SPLIT = "auto", "split"
+THREAD_MODES = (THREAD_AUTO, THREAD_SPLIT)
 
 
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -135,9 +138,9 @@ class _Recipe:
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise HcrError(f"loader_workers must be a whole number >= 0, got {workers!r}")
         threads = self.threads  # type: ignore[attr-defined]
-        if threads not in ("auto", "split") and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
+        if threads not in THREAD_MODES and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 0):
             raise HcrError(f"threads must be auto, split or a whole number >= 0 (0: one per core), got {threads!r}")
-        if threads == "split" and (self.task != "classify" or precision != "fp32" or getattr(self, "outliers", 0)):  # type: ignore[attr-defined]
+        if threads == THREAD_SPLIT and (self.task != "classify" or precision != "fp32" or getattr(self, "outliers", 0)):  # type: ignore[attr-defined]
             raise HcrError("threads: split is for character models trained in fp32 without outliers; use auto or a number of threads")
 
 

@@ -40,12 +40,12 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ..config import THREAD_AUTO, THREAD_SPLIT
 from ..errors import HcrError
 
-#: The ``threads`` value that picks the count by measured speed.
-AUTO = "auto"
-#: The ``threads`` value that splits each step's batch between threads (:class:`SplitStep`).
-SPLIT = "split"
+#: The ``threads`` values that pick the count by measured speed (:class:`ThreadTuner`) and
+#: that split each step's batch between threads (:class:`SplitStep`); recipes check them.
+AUTO, SPLIT = THREAD_AUTO, THREAD_SPLIT
 
 
 def thread_candidates(most: int) -> tuple[int, ...]:
